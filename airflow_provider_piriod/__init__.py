@@ -1,0 +1,68 @@
+"""Apache Airflow provider for the Piriod billing API.
+
+This module is imported by Airflow's providers manager on every ``import airflow``; it must stay
+import-light (no Airflow, no requests, no pydantic).
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+PACKAGE_NAME = "airflow-provider-piriod"
+CONN_TYPE = "piriod"
+HOOK_CLASS = "airflow_provider_piriod.hooks.piriod.PiriodHook"
+
+
+def get_provider_info() -> dict:
+    """Describe the provider to Airflow: the ``piriod`` connection type, its form and the hook module."""
+    return {
+        "package-name": PACKAGE_NAME,
+        "name": "Piriod",
+        "description": "Piriod billing API: customers to XCom, waiting for customers, and a local emulator.",
+        "versions": [__version__],
+        "integrations": [
+            {
+                "integration-name": "Piriod",
+                "external-doc-url": "https://docs.piriod.com/api-reference",
+                "tags": ["service"],
+            }
+        ],
+        "hooks": [{"integration-name": "Piriod", "python-modules": ["airflow_provider_piriod.hooks.piriod"]}],
+        "connection-types": [
+            {
+                "connection-type": CONN_TYPE,
+                "hook-class-name": HOOK_CLASS,
+                "hook-name": "Piriod",
+                "ui-field-behaviour": {
+                    "hidden-fields": ["schema", "port", "extra"],
+                    "relabeling": {"password": "API token", "login": "Workspace", "host": "API URL"},
+                    "placeholders": {
+                        "login": "acc_01H8XYZ123ABC",
+                        "host": "https://api.piriod.com (leave empty for the default)",
+                    },
+                },
+                "conn-fields": {
+                    "test_mode": {
+                        "label": "Test mode",
+                        "description": "Send x-piriod-test-mode: true and see only test-mode data.",
+                        "schema": {"type": ["boolean", "null"], "default": False},
+                    },
+                    "timeout": {
+                        "label": "Timeout (seconds)",
+                        "description": "Deadline for each request, connect and read included.",
+                        "schema": {"type": ["number", "null"], "default": 30, "minimum": 0},
+                    },
+                    "max_retries": {
+                        "label": "Max retries",
+                        "description": "Retries on connection errors, timeouts, 429 and 5xx answers.",
+                        "schema": {"type": ["integer", "null"], "default": 5, "minimum": 0},
+                    },
+                    "allow_insecure_http": {
+                        "label": "Allow plain http",
+                        "description": "Permit an http:// API URL on a non-loopback host (the token travels unencrypted).",
+                        "schema": {"type": ["boolean", "null"], "default": False},
+                    },
+                },
+            }
+        ],
+    }

@@ -1,0 +1,191 @@
+"""Turn an Airflow ``piriod`` connection into validated request settings.
+
+Parsing is strict and happens before any request: a missing token or workspace, a host that is
+not a URL, plain http to a non-loopback host, or an extra like ``test_mode=maybe`` is refused
+with a :class:`~airflow_provider_piriod.exceptions.PiriodConfigError` naming the field.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from airflow_provider_piriod.exceptions import PiriodConfigError
+
+DEFAULT_BASE_URL = "https://api.piriod.com"
+DEFAULT_TIMEOUT = 30.0
+DEFAULT_MAX_RETRIES = 5
+
+_TRUE = {"true", "1", "yes", "on", "y", "t"}
+_FALSE = {"false", "0", "no", "off", "n", "f", ""}
+_UNSAFE_CHARS = re.compile(r"[\x00-\x20\x7f]")
+
+
+@dataclass(frozen=True)
+class PiriodSettings:
+    """Everything a request needs, resolved from the connection; the token is left out of repr."""
+
+    base_url: str
+    workspace: str
+    token: str = field(repr=False)
+    test_mode: bool = False
+    timeout: float = DEFAULT_TIMEOUT
+    max_retries: int = DEFAULT_MAX_RETRIES
+    allow_insecure_http: bool = False
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """Headers for every request, except Authorization (added at send time)."""
+        return {
+            "x-simple-workspace": self.workspace,
+            "x-piriod-test-mode": "true" if self.test_mode else "false",
+            "Accept": "application/json",
+        }
+
+    @property
+    def authorization(self) -> str:
+        return f"Token {self.token}"
+
+
+def settings_from_connection(
+    conn: Any,
+    *,
+    test_mode: bool | str | None = None,
+    timeout: float | None = None,
+    max_retries: int | None = None,
+) -> PiriodSettings:
+    """Validate ``conn`` (an Airflow Connection) and apply the hook's overrides."""
+    extra = _extra_of(conn)
+    conn_id = getattr(conn, "conn_id", None) or "?"
+    allow_insecure = _parse_bool(_extra_field(extra, "allow_insecure_http"), "allow_insecure_http", conn_id)
+    return PiriodSettings(
+        base_url=_parse_base_url(conn, allow_insecure, conn_id),
+        workspace=_header_value(conn.login, "login (workspace)", conn_id),
+        token=_header_value(conn.password, "password (API token)", conn_id),
+        test_mode=_parse_bool(
+            test_mode if test_mode is not None else _extra_field(extra, "test_mode"), "test_mode", conn_id
+        ),
+        timeout=_parse_timeout(timeout if timeout is not None else _extra_field(extra, "timeout"), conn_id),
+        max_retries=_parse_max_retries(
+            max_retries if max_retries is not None else _extra_field(extra, "max_retries"), conn_id
+        ),
+        allow_insecure_http=allow_insecure,
+    )
+
+
+def is_loopback(hostname: str) -> bool:
+    """True for localhost, 127.0.0.0/8 and ::1: the only hosts plain http may reach by default."""
+    if hostname.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(hostname).is_loopback
+    except ValueError:
+        return False
+
+
+def _extra_of(conn: Any) -> dict[str, Any]:
+    extra = conn.extra_dejson if getattr(conn, "extra", None) else {}
+    return extra if isinstance(extra, dict) else {}
+
+
+def _extra_field(extra: dict[str, Any], name: str) -> Any:
+    """Read an extra written either plainly or with the ``extra__piriod__`` prefix older UIs use."""
+    value = extra.get(name)
+    return value if value is not None else extra.get(f"extra__piriod__{name}")
+
+
+def _error(conn_id: str, message: str) -> PiriodConfigError:
+    return PiriodConfigError(f"Piriod connection {conn_id!r}: {message}")
+
+
+def _header_value(value: str | None, what: str, conn_id: str) -> str:
+    value = (value or "").strip()
+    if not value:
+        raise _error(conn_id, f"{what} is required")
+    if "\r" in value or "\n" in value or "\x00" in value:
+        raise _error(conn_id, f"{what} contains a line break or NUL character")
+    return value
+
+
+def _parse_bool(value: Any, name: str, conn_id: str) -> bool:
+    if value is None or isinstance(value, bool):
+        return bool(value)
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise _error(conn_id, f"{name} must be true or false, got {str(value)[:40]!r}")
+
+
+def _parse_timeout(value: Any, conn_id: str) -> float:
+    if value is None or value == "":
+        return DEFAULT_TIMEOUT
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        raise _error(conn_id, f"timeout must be a number of seconds, got {str(value)[:40]!r}") from None
+    if not 0 < seconds <= 3600:
+        raise _error(conn_id, f"timeout must be between 0 and 3600 seconds, got {seconds:g}")
+    return seconds
+
+
+def _parse_max_retries(value: Any, conn_id: str) -> int:
+    if value is None or value == "":
+        return DEFAULT_MAX_RETRIES
+    try:
+        retries = int(str(value).strip())
+    except ValueError:
+        raise _error(conn_id, f"max_retries must be a whole number, got {str(value)[:40]!r}") from None
+    if not 0 <= retries <= 20:
+        raise _error(conn_id, f"max_retries must be between 0 and 20, got {retries}")
+    return retries
+
+
+def _parse_base_url(conn: Any, allow_insecure_http: bool, conn_id: str) -> str:
+    """Accept ``https://h``, bare ``h`` (https), ``h:port`` or the port field; refuse anything else."""
+    raw = (conn.host or "").strip() or DEFAULT_BASE_URL
+    if _UNSAFE_CHARS.search(raw):
+        raise _error(conn_id, "host contains whitespace or control characters")
+    if "://" not in raw:
+        schema = (getattr(conn, "schema", None) or "").strip().lower()
+        raw = f"{schema if schema in ('http', 'https') else 'https'}://{raw}"
+    parts = urlsplit(raw)
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https"):
+        raise _error(conn_id, f"host must use https:// (or http:// on loopback), got {scheme}://")
+    if not parts.hostname or parts.username or parts.password or parts.query or parts.fragment:
+        raise _error(conn_id, f"host must be a plain URL like https://api.piriod.com, got {raw[:80]!r}")
+    try:
+        port = parts.port
+    except ValueError:
+        raise _error(conn_id, f"host has an invalid port: {parts.netloc!r}") from None
+    port = _merge_port(port, getattr(conn, "port", None), conn_id)
+    if scheme == "http" and not allow_insecure_http and not is_loopback(parts.hostname):
+        raise _error(
+            conn_id,
+            f"plain http is only allowed for loopback hosts, got {parts.hostname!r}; use https:// "
+            "or set extra allow_insecure_http=true if you accept sending the token unencrypted",
+        )
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    netloc = f"{host}:{port}" if port else host
+    return f"{scheme}://{netloc}{parts.path.rstrip('/')}"
+
+
+def _merge_port(url_port: int | None, field_port: Any, conn_id: str) -> int | None:
+    if field_port in (None, ""):
+        return url_port
+    try:
+        port = int(field_port)
+    except (TypeError, ValueError):
+        raise _error(conn_id, f"port must be a number, got {str(field_port)[:20]!r}") from None
+    if not 0 < port < 65536:
+        raise _error(conn_id, f"port must be between 1 and 65535, got {port}")
+    if url_port is not None and url_port != port:
+        raise _error(conn_id, f"host says port {url_port} but the port field says {port}")
+    return port

@@ -1,0 +1,75 @@
+"""Typed errors raised by the Piriod provider.
+
+Every error says which request failed (method, path, status) and what Piriod said (``detail``,
+field errors), so a person can act on it and a retry policy can branch on the type. Messages
+never contain the API token.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from airflow_provider_piriod.compat import AirflowException
+
+
+class PiriodError(AirflowException):
+    """Base class: a Piriod request failed or could not be made."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int | None = None,
+        detail: str | None = None,
+        method: str | None = None,
+        path: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.detail = detail
+        self.method = method
+        self.path = path
+
+
+class PiriodAuthError(PiriodError):
+    """The token or workspace was refused (401, 403, or 400 about the workspace header)."""
+
+
+class PiriodNotFoundError(PiriodError):
+    """404: no such object in this workspace and mode (live or test)."""
+
+
+class PiriodValidationError(PiriodError):
+    """400: Piriod rejected the request; ``errors`` maps each field to its messages."""
+
+    def __init__(self, message: str, *, errors: Mapping[str, Sequence[str]] | None = None, **kwargs) -> None:
+        super().__init__(message, **kwargs)
+        self.errors: dict[str, list[str]] = {k: list(v) for k, v in (errors or {}).items()}
+
+
+class PiriodRateLimitError(PiriodError):
+    """429: too many requests; ``retry_after`` is Piriod's advice in seconds, if it gave one."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs) -> None:
+        super().__init__(message, **kwargs)
+        self.retry_after = retry_after
+
+
+class PiriodServerError(PiriodError):
+    """5xx: Piriod (or a proxy in front of it) failed."""
+
+
+class PiriodResponseError(PiriodError):
+    """The answer could not be used: undecodable, too large, a redirect, or not the documented shape."""
+
+
+class PiriodNetworkError(PiriodError):
+    """No usable answer arrived: connection refused or dropped, or the request deadline passed."""
+
+
+class PiriodInputError(PiriodError, ValueError):
+    """An argument is invalid; raised before any request is sent."""
+
+
+class PiriodConfigError(PiriodError, ValueError):
+    """The Airflow connection is incomplete or invalid; raised before any request is sent."""

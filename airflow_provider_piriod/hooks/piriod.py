@@ -1,0 +1,338 @@
+"""PiriodHook: credentials, a pooled session and one hardened request path to the Piriod API."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from functools import cached_property
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+import urllib3
+from requests.adapters import HTTPAdapter
+
+from airflow_provider_piriod import __version__
+from airflow_provider_piriod.compat import BaseHook, mask_secret
+from airflow_provider_piriod.connection import PiriodSettings, settings_from_connection
+from airflow_provider_piriod.exceptions import (
+    PiriodInputError,
+    PiriodNetworkError,
+    PiriodNotFoundError,
+    PiriodRateLimitError,
+    PiriodResponseError,
+)
+from airflow_provider_piriod.models import Customer
+from airflow_provider_piriod.protocol import (
+    CUSTOMERS_PATH,
+    TRANSIENT_ERRORS,
+    check_object,
+    check_page,
+    customer_path,
+    decode_json,
+    error_from_response,
+    filter_params,
+    next_page_url,
+    redact,
+    retry_delay,
+    validate_customer_id,
+    validate_customer_ids,
+    validate_page_size,
+)
+
+MAX_WORKERS_LIMIT = 64
+
+
+class _TokenAuth(requests.auth.AuthBase):
+    """Sets ``Authorization: Token ...`` at send time (and stops requests from reading ~/.netrc)."""
+
+    def __init__(self, authorization: str) -> None:
+        self._authorization = authorization
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        request.headers["Authorization"] = self._authorization
+        return request
+
+    def __repr__(self) -> str:
+        return "<TokenAuth ***>"
+
+
+class _SharedPause:
+    """A pause every worker of one hook honours, so one 429 slows all of them down."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._until = 0.0
+
+    def extend(self, seconds: float) -> None:
+        with self._lock:
+            self._until = max(self._until, time.monotonic() + seconds)
+
+    def wait(self) -> None:
+        while (remaining := self._until - time.monotonic()) > 0:
+            time.sleep(remaining)
+
+
+class PiriodHook(BaseHook):
+    """
+    Talk to the Piriod API with the token and workspace of an Airflow connection.
+
+    Nothing is looked up or sent until a method is called. Every request goes through
+    :meth:`_request_json`: per-request deadline, retries with backoff on transient failures,
+    typed errors.
+
+    :param piriod_conn_id: Airflow connection of type ``piriod``.
+    :param test_mode: override the connection's ``test_mode`` extra.
+    :param timeout: override the connection's per-request deadline, in seconds.
+    :param max_retries: override the connection's retry count for transient failures.
+    """
+
+    conn_name_attr = "piriod_conn_id"
+    default_conn_name = "piriod_default"
+    conn_type = "piriod"
+    hook_name = "Piriod"
+
+    #: first backoff step in seconds; doubles per attempt, with jitter
+    retry_base_delay: float = 0.5
+    #: longest backoff step in seconds
+    retry_max_delay: float = 30.0
+    #: longest wait a ``Retry-After`` header can impose, in seconds
+    retry_after_max: float = 60.0
+    #: bodies larger than this are refused rather than read into memory
+    max_response_bytes: int = 16 * 1024 * 1024
+
+    def __init__(
+        self,
+        piriod_conn_id: str = default_conn_name,
+        *,
+        test_mode: bool | str | None = None,
+        timeout: float | None = None,
+        max_retries: int | None = None,
+    ) -> None:
+        super().__init__()
+        self.piriod_conn_id = piriod_conn_id
+        self._test_mode = test_mode
+        self._timeout = timeout
+        self._max_retries = max_retries
+        self._pause = _SharedPause()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(piriod_conn_id={self.piriod_conn_id!r})"
+
+    # ------------------------------------------------------------------ connection and session
+
+    @cached_property
+    def settings(self) -> PiriodSettings:
+        """The validated connection (fetched once); the token is masked in Airflow's logs from here on."""
+        conn = self.get_connection(self.piriod_conn_id)
+        settings = settings_from_connection(
+            conn, test_mode=self._test_mode, timeout=self._timeout, max_retries=self._max_retries
+        )
+        mask_secret(settings.token)
+        return settings
+
+    @cached_property
+    def _session(self) -> requests.Session:
+        settings = self.settings
+        session = requests.Session()
+        session.headers.update(settings.headers)
+        session.headers["User-Agent"] = f"airflow-provider-piriod/{__version__}"
+        session.auth = _TokenAuth(settings.authorization)
+        session.max_redirects = 0
+        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=MAX_WORKERS_LIMIT, max_retries=0)
+        session.mount("https://", adapter)
+        session.mount("http://", adapter)
+        return session
+
+    def get_conn(self) -> requests.Session:
+        """The pooled session with Piriod's headers set; built once per hook."""
+        return self._session
+
+    # ------------------------------------------------------------------ public API
+
+    def get_customer(self, customer_id: str) -> Customer:
+        """Retrieve one customer; raises PiriodNotFoundError if it does not exist in this workspace and mode."""
+        path = customer_path(customer_id)
+        return Customer.from_json(check_object(self._request_json(self._url(path)), "GET", path))
+
+    def get_customers(
+        self,
+        customer_ids: list[str],
+        *,
+        max_workers: int = 8,
+        ignore_missing: bool = False,
+    ) -> list[Customer]:
+        """
+        Retrieve many customers concurrently over one pooled session, in input order.
+
+        Every id is checked before the first request. A repeated id is fetched once and returned
+        at each of its positions. With ``ignore_missing`` unknown ids are left out; otherwise the
+        first failure stops the remaining requests and is raised.
+        """
+        ids = validate_customer_ids(customer_ids)
+        workers = _check_max_workers(max_workers)
+        unique = list(dict.fromkeys(ids))
+        found = self._fetch_all(unique, workers, ignore_missing)
+        return [found[customer_id] for customer_id in ids if customer_id in found]
+
+    def iter_customers(self, filters: Mapping[str, Any] | None = None, *, page_size: int = 100) -> Iterator[Customer]:
+        """Yield every customer matching ``filters``, one page in memory at a time, following ``next`` to the end."""
+        params = {**filter_params(filters), "page_size": str(validate_page_size(page_size))}
+        return self._iter_customers(params)
+
+    def list_customers(self, filters: Mapping[str, Any] | None = None, **kwargs: Any) -> list[Customer]:
+        """All customers matching ``filters`` as a list (see :meth:`iter_customers`)."""
+        return list(self.iter_customers(filters, **kwargs))
+
+    def count_customers(self, filters: Mapping[str, Any] | None = None) -> int:
+        """How many customers match ``filters``, in one small request."""
+        params = {**filter_params(filters), "page_size": "1"}
+        return check_page(self._request_json(self._url(CUSTOMERS_PATH), params), "GET", CUSTOMERS_PATH)["count"]
+
+    def test_connection(self) -> tuple[bool, str]:
+        """Read-only check used by the UI's Test button and ``airflow connections test``."""
+        try:
+            count = self.count_customers()
+        except Exception as exc:  # the UI wants a message, not a traceback
+            return False, redact(str(exc), self._token_or_empty())
+        settings = self.settings
+        mode = "test mode" if settings.test_mode else "live mode"
+        return True, (
+            f"Connected to Piriod at {settings.base_url} as workspace {settings.workspace} "
+            f"({mode}): {count} customers visible."
+        )
+
+    # ------------------------------------------------------------------ internals
+
+    def _url(self, path: str) -> str:
+        return f"{self.settings.base_url}{path}"
+
+    def _iter_customers(self, params: dict[str, str]) -> Iterator[Customer]:
+        url: str | None = self._url(CUSTOMERS_PATH)
+        query: dict[str, str] | None = params
+        seen_pages: set[str] = set()
+        while url:
+            path = urlsplit(url).path
+            page = check_page(self._request_json(url, query), "GET", path)
+            for item in page["results"]:
+                yield Customer.from_json(check_object(item, "GET", path))
+            if not page.get("next"):
+                return
+            url = next_page_url(page["next"], self.settings.base_url, "GET", path)
+            if url in seen_pages:
+                raise PiriodResponseError(f"Piriod GET {path}: 'next' points back to a page already read ({url})")
+            seen_pages.add(url)
+            query = None  # next links carry the whole query
+
+    def _fetch_all(self, ids: list[str], workers: int, ignore_missing: bool) -> dict[str, Customer]:
+        def fetch(customer_id: str) -> Customer | None:
+            try:
+                return self.get_customer(customer_id)
+            except PiriodNotFoundError:
+                if ignore_missing:
+                    return None
+                raise
+
+        if workers == 1 or len(ids) <= 1:
+            results = [fetch(customer_id) for customer_id in ids]
+        else:
+            with ThreadPoolExecutor(max_workers=min(workers, len(ids)), thread_name_prefix="piriod") as pool:
+                futures = [pool.submit(fetch, customer_id) for customer_id in ids]
+                done, pending = wait(futures, return_when=FIRST_EXCEPTION)
+                failed = [future for future in futures if future in done and future.exception()]
+                if failed:
+                    for future in pending:
+                        future.cancel()
+                    raise failed[0].exception()
+                results = [future.result() for future in futures]
+        return {customer.id: customer for customer in results if customer is not None}
+
+    def _request_json(self, url: str, params: Mapping[str, str] | None = None) -> Any:
+        """The one request funnel: GET with deadline, retries on transient failures, typed errors."""
+        attempts = self.settings.max_retries + 1
+        for attempt in range(1, attempts + 1):
+            self._pause.wait()
+            try:
+                return self._send(url, params)
+            except TRANSIENT_ERRORS as exc:
+                if attempt == attempts:
+                    raise
+                delay = retry_delay(
+                    attempt,
+                    base=self.retry_base_delay,
+                    cap=self.retry_max_delay,
+                    retry_after=exc.retry_after if isinstance(exc, PiriodRateLimitError) else None,
+                    retry_after_cap=self.retry_after_max,
+                )
+                if isinstance(exc, PiriodRateLimitError):
+                    self._pause.extend(delay)
+                self.log.warning(
+                    "Piriod request attempt %d of %d failed (%s); retrying in %.2f s", attempt, attempts, exc, delay
+                )
+                time.sleep(delay)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _send(self, url: str, params: Mapping[str, str] | None) -> Any:
+        """One attempt: send, read the body within the deadline and size cap, decode or raise."""
+        method, path = "GET", urlsplit(url).path
+        timeout = self.settings.timeout
+        deadline = time.monotonic() + timeout
+        try:
+            response = self.get_conn().get(
+                url, params=params, timeout=(timeout, timeout), allow_redirects=False, stream=True
+            )
+            with response:
+                body = self._read_body(response, deadline, method, path)
+        except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
+            raise PiriodNetworkError(
+                redact(f"Piriod {method} {path} failed before a complete answer arrived: {type(exc).__name__}: {exc}",
+                       self.settings.token),
+                method=method,
+                path=path,
+            ) from None
+        if not 200 <= response.status_code < 300:
+            raise error_from_response(method, path, response.status_code, response.reason or "", body, response.headers)
+        return decode_json(body, method, path, response.status_code)
+
+    def _read_body(self, response: requests.Response, deadline: float, method: str, path: str) -> bytes:
+        """Read without trusting the server: stop at the total deadline or the size cap, whichever first."""
+        limit = self.max_response_bytes
+        declared = response.headers.get("Content-Length", "")
+        if declared.isdigit() and int(declared) > limit:
+            raise PiriodResponseError(
+                f"Piriod {method} {path}: answer of {int(declared)} bytes exceeds the {limit}-byte limit",
+                status_code=response.status_code, method=method, path=path,
+            )
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            if time.monotonic() > deadline:
+                raise PiriodNetworkError(
+                    f"Piriod {method} {path}: answer not complete within the {self.settings.timeout:g} s deadline",
+                    status_code=response.status_code, method=method, path=path,
+                )
+            chunk = response.raw.read1(65536, decode_content=True)
+            if not chunk:
+                return b"".join(chunks)
+            size += len(chunk)
+            if size > limit:
+                raise PiriodResponseError(
+                    f"Piriod {method} {path}: answer exceeds the {limit}-byte limit",
+                    status_code=response.status_code, method=method, path=path,
+                )
+            chunks.append(chunk)
+
+    def _token_or_empty(self) -> str:
+        try:
+            return self.settings.token
+        except Exception:
+            return ""
+
+
+def _check_max_workers(max_workers: Any) -> int:
+    if isinstance(max_workers, bool) or not isinstance(max_workers, int) or not 1 <= max_workers <= MAX_WORKERS_LIMIT:
+        raise PiriodInputError(f"max_workers must be a whole number from 1 to {MAX_WORKERS_LIMIT}, got {max_workers!r}")
+    return max_workers
+

@@ -1,0 +1,46 @@
+"""``piriod-emulator``: serve the Piriod emulator on loopback until interrupted."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="piriod-emulator", description="A local Piriod API for offline tests.")
+    parser.add_argument("--port", type=int, default=8765, help="port on 127.0.0.1 (0 = any free port)")
+    parser.add_argument("--customers", type=int, default=100, help="customers to generate")
+    parser.add_argument("--seed", type=int, default=0, help="seed for the generated data")
+    parser.add_argument("--latency-ms", type=float, default=0.0, help="delay added to every API request")
+    parser.add_argument("--token", default="", help="API token to accept (default: derived from the seed)")
+    parser.add_argument("--workspace", default="", help="workspace id to serve (default: derived from the seed)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    from airflow_provider_piriod.testing.app import EmulatorState
+    from airflow_provider_piriod.testing.server import bind_loopback, make_server
+
+    state = EmulatorState(customers=args.customers, seed=args.seed, latency_ms=args.latency_ms,
+                          token=args.token, workspace=args.workspace)
+    sock = bind_loopback(args.port)
+    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    conn = {"conn_type": "piriod", "host": url, "login": state.workspace, "password": state.token}
+    print(f"Piriod emulator listening on {url}", flush=True)
+    print(f"  workspace: {state.workspace}")
+    print(f"  token:     {state.token}")
+    print(f"  customers: {len(state.records())} live, {len(state.records(test_mode=True))} test mode")
+    print(f"export AIRFLOW_CONN_PIRIOD_DEFAULT='{json.dumps(conn)}'", flush=True)
+    server = make_server(state, sock)
+    try:
+        asyncio.run(server.serve(sockets=[sock]))
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

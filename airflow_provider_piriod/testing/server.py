@@ -1,0 +1,245 @@
+"""Run the Piriod emulator on loopback and control it: :class:`PiriodEmulator`."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import re
+import socket
+import subprocess
+import sys
+import threading
+import time
+from typing import Any
+from urllib.parse import quote
+
+import requests
+
+START_TIMEOUT = 30.0
+STOP_TIMEOUT = 10.0
+_READY_LINE = re.compile(r"listening on (http://\S+)")
+
+
+class _HideDeliberateDrops(logging.Filter):
+    """uvicorn logs every exception an app raises; the emulator's deliberate drops are not errors."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from airflow_provider_piriod.testing.app import DropConnection
+
+        return not (record.exc_info and isinstance(record.exc_info[1], DropConnection))
+
+
+def bind_loopback(port: int = 0, host: str = "127.0.0.1") -> socket.socket:
+    """A listening socket on loopback; port 0 lets the OS choose a free one (no race with other tests)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(1024)
+    sock.set_inheritable(True)
+    return sock
+
+
+def make_server(state: Any, sock: socket.socket):
+    """A uvicorn server for ``state`` on ``sock`` (uvloop and httptools when installed)."""
+    import uvicorn
+
+    from airflow_provider_piriod.testing.app import EmulatorApp
+
+    logging.getLogger("uvicorn.error").addFilter(_HideDeliberateDrops())
+    config = uvicorn.Config(
+        EmulatorApp(state),
+        log_level="warning",
+        access_log=False,
+        lifespan="off",
+        timeout_graceful_shutdown=2,
+        backlog=1024,
+    )
+    return uvicorn.Server(config)
+
+
+class PiriodEmulator:
+    """
+    A contract-true Piriod API on loopback, as a context manager.
+
+    ``with PiriodEmulator(customers=50) as emulator:`` starts it on a free port and stops it on
+    exit. By default it runs in a background thread of this process; ``in_process=False`` runs it
+    as a child process instead (use that when measuring the client, so both do not share one GIL).
+    Control methods (faults, customer changes, the request log) work the same either way.
+    """
+
+    def __init__(
+        self,
+        *,
+        customers: int = 100,
+        seed: int = 0,
+        latency_ms: float = 0.0,
+        token: str = "",
+        workspace: str = "",
+        port: int = 0,
+        in_process: bool = True,
+    ) -> None:
+        self.options = {"customers": customers, "seed": seed, "latency_ms": latency_ms, "token": token,
+                        "workspace": workspace}
+        self._port = port
+        self._in_process = in_process
+        self._server = None
+        self._thread: threading.Thread | None = None
+        self._process: subprocess.Popen | None = None
+        self._http = requests.Session()
+        self.url = ""
+        self.token = ""
+        self.workspace = ""
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> PiriodEmulator:
+        if self.url:
+            return self
+        if self._in_process:
+            self._start_thread()
+        else:
+            self._start_process()
+        info = self.info()
+        self.token, self.workspace = info["token"], info["workspace"]
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.should_exit = True
+            if self._thread is not None:
+                self._thread.join(STOP_TIMEOUT)
+            self._server = self._thread = None
+        if self._process is not None:
+            self._process.terminate()
+            try:
+                self._process.wait(STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait(STOP_TIMEOUT)
+            if self._process.stdout:
+                self._process.stdout.close()
+            self._process = None
+        self._http.close()
+        self.url = ""
+
+    def __enter__(self) -> PiriodEmulator:
+        return self.start()
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        return f"PiriodEmulator(url={self.url!r}, workspace={self.workspace!r})"
+
+    def _start_thread(self) -> None:
+        from airflow_provider_piriod.testing.app import EmulatorState
+
+        state = EmulatorState(**self.options)
+        sock = bind_loopback(self._port)
+        self._server = make_server(state, sock)
+        self._thread = threading.Thread(
+            target=lambda: asyncio.run(self._server.serve(sockets=[sock])), name="piriod-emulator", daemon=True
+        )
+        self._thread.start()
+        deadline = time.monotonic() + START_TIMEOUT
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError("the Piriod emulator did not start")
+            time.sleep(0.01)
+        self.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+
+    def _start_process(self) -> None:
+        command = [sys.executable, "-m", "airflow_provider_piriod.testing.cli", "--port", str(self._port),
+                   "--customers", str(self.options["customers"]), "--seed", str(self.options["seed"]),
+                   "--latency-ms", str(self.options["latency_ms"])]
+        if self.options["token"]:
+            command += ["--token", self.options["token"]]
+        if self.options["workspace"]:
+            command += ["--workspace", self.options["workspace"]]
+        self._process = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"}
+        )
+        found: list[str] = []
+        reader = threading.Thread(target=self._read_ready_line, args=(found,), daemon=True)
+        reader.start()
+        reader.join(START_TIMEOUT)
+        if not found:
+            self.stop()
+            raise RuntimeError("the Piriod emulator process did not report its address")
+        self.url = found[0]
+
+    def _read_ready_line(self, found: list[str]) -> None:
+        assert self._process is not None and self._process.stdout is not None
+        for line in self._process.stdout:
+            match = _READY_LINE.search(line)
+            if match:
+                found.append(match.group(1))
+                return
+
+    # ------------------------------------------------------------------ connection helpers
+
+    @property
+    def connection(self) -> dict[str, Any]:
+        """The Airflow connection for this emulator, as the JSON form of ``AIRFLOW_CONN_...``."""
+        return {"conn_type": "piriod", "host": self.url, "login": self.workspace, "password": self.token}
+
+    def connection_env(self, conn_id: str = "piriod_default", **extra: Any) -> dict[str, str]:
+        """``{"AIRFLOW_CONN_<ID>": json}``, ready for ``monkeypatch.setenv`` or ``os.environ.update``."""
+        conn = dict(self.connection, **({"extra": extra} if extra else {}))
+        return {f"AIRFLOW_CONN_{conn_id.upper()}": json.dumps(conn)}
+
+    # ------------------------------------------------------------------ control
+
+    def _control(self, method: str, route: str, payload: Any = None, **params: Any) -> Any:
+        if not self.url:
+            raise RuntimeError("the Piriod emulator is not running; use it inside `with PiriodEmulator() as ...`")
+        response = self._http.request(method, f"{self.url}/__emulator__/{route}", json=payload, params=params, timeout=30)
+        if response.status_code >= 400:
+            raise RuntimeError(f"emulator control {method} {route}: {response.status_code} {response.text}")
+        return response.json()
+
+    def info(self) -> dict[str, Any]:
+        return self._control("GET", "")
+
+    def customers(self, *, test_mode: bool = False) -> list[dict[str, Any]]:
+        """Every customer of the workspace exactly as stored (raw JSON), in creation order."""
+        return self._control("GET", "customers", test_mode="true" if test_mode else "false")
+
+    def customer(self, customer_id: str) -> dict[str, Any]:
+        return self._control("GET", f"customers/{quote(customer_id, safe='')}")
+
+    def create_customer(self, **fields: Any) -> dict[str, Any]:
+        """Create a customer now (``status="pending"``, ``test_mode=True``, any field); returns its JSON."""
+        return self._control("POST", "customers", fields)
+
+    def update_customer(
+        self, customer_id: str, *, after_seconds: float | None = None, after_requests: int | None = None, **fields: Any
+    ) -> dict[str, Any]:
+        """Change fields now, or once ``after_seconds`` pass / ``after_requests`` more API requests arrive."""
+        payload = dict(fields)
+        if after_seconds is not None:
+            payload["after_seconds"] = after_seconds
+        if after_requests is not None:
+            payload["after_requests"] = after_requests
+        return self._control("PATCH", f"customers/{quote(customer_id, safe='')}", payload)
+
+    def add_fault(self, kind: str, **spec: Any) -> dict[str, Any]:
+        """Inject a fault (see ``FAULT_KINDS`` in :mod:`airflow_provider_piriod.testing.app`)."""
+        return self._control("POST", "faults", {"kind": kind, **spec})
+
+    def clear_faults(self) -> None:
+        self._control("DELETE", "faults")
+
+    def requests(self) -> list[dict[str, Any]]:
+        """The API requests received (the token replaced by ``***``), oldest first."""
+        return self._control("GET", "requests")
+
+    def set_latency(self, ms: float) -> None:
+        self._control("PUT", "latency", {"ms": ms})
+
+    def reset(self) -> None:
+        """Forget requests, faults and pending changes; the data stays as it is."""
+        self._control("POST", "reset")

@@ -56,7 +56,11 @@ class PiriodRateLimitError(PiriodError):
 
 
 class PiriodServerError(PiriodError):
-    """5xx: Piriod (or a proxy in front of it) failed."""
+    """5xx: Piriod (or a proxy in front of it) failed; ``retry_after`` if it said when to come back."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs) -> None:
+        super().__init__(message, **kwargs)
+        self.retry_after = retry_after
 
 
 class PiriodResponseError(PiriodError):

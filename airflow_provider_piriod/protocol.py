@@ -180,13 +180,13 @@ def retry_delay(
 # ----------------------------------------------------------------------------- answers
 
 
-def decode_json(body: bytes, method: str, path: str, status: int) -> Any:
+def decode_json(body: bytes, method: str, path: str, status: int, secret: str = "") -> Any:
     try:
         return json.loads(body)
     except ValueError:
         raise PiriodDecodeError(
             f"Piriod {method} {path} returned {status} with a body that is not valid JSON "
-            f"({len(body)} bytes, starts {_snippet(body)!r})",
+            f"({len(body)} bytes, starts {redact(_snippet(body), secret)!r})",
             status_code=status,
             method=method,
             path=path,
@@ -223,9 +223,14 @@ def error_from_response(
     reason: str,
     body: bytes,
     headers: Mapping[str, str],
+    secret: str = "",
 ) -> PiriodError:
-    """Map a non-2xx answer to its typed error, with Piriod's ``detail`` or field errors in the message."""
-    detail, errors = _explain(body)
+    """
+    Map a non-2xx answer to its typed error, with Piriod's ``detail`` or field errors in the message.
+
+    ``secret`` (the token) is cut out of everything taken from the body, in case a proxy echoes it.
+    """
+    detail, errors = _explain(redact(body.decode("utf-8", "replace"), secret).encode())
     text = f"Piriod {method} {path} returned {status} {reason}".rstrip()
     if detail:
         text += f": {detail}"
@@ -233,7 +238,7 @@ def error_from_response(
     if status == 429:
         return PiriodRateLimitError(text, retry_after=parse_retry_after(headers.get("Retry-After")), **kwargs)
     if status >= 500:
-        return PiriodServerError(text, **kwargs)
+        return PiriodServerError(text, retry_after=parse_retry_after(headers.get("Retry-After")), **kwargs)
     if status in (401, 403) or (status == 400 and "workspace" in (detail or "").lower()):
         return PiriodAuthError(text + _auth_hint(status), **kwargs)
     if status == 404:

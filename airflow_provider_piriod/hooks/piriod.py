@@ -140,7 +140,6 @@ class PiriodHook(BaseHook):
         session.headers.update(settings.headers)
         session.headers["User-Agent"] = f"airflow-provider-piriod/{__version__}"
         session.auth = _TokenAuth(settings.authorization)
-        session.max_redirects = 0
         adapter = HTTPAdapter(pool_connections=1, pool_maxsize=MAX_WORKERS_LIMIT, max_retries=0)
         session.mount("https://", adapter)
         session.mount("http://", adapter)
@@ -259,15 +258,16 @@ class PiriodHook(BaseHook):
             except TRANSIENT_ERRORS as exc:
                 if attempt == attempts:
                     raise
+                retry_after = getattr(exc, "retry_after", None)
                 delay = retry_delay(
                     attempt,
                     base=self.retry_base_delay,
                     cap=self.retry_max_delay,
-                    retry_after=exc.retry_after if isinstance(exc, PiriodRateLimitError) else None,
+                    retry_after=retry_after,
                     retry_after_cap=self.retry_after_max,
                 )
-                if isinstance(exc, PiriodRateLimitError):
-                    self._pause.extend(delay)
+                if retry_after is not None or isinstance(exc, PiriodRateLimitError):
+                    self._pause.extend(delay)  # the server asked everyone to wait, not just this worker
                 self.log.warning(
                     "Piriod request attempt %d of %d failed (%s); retrying in %.2f s", attempt, attempts, exc, delay
                 )
@@ -292,9 +292,12 @@ class PiriodHook(BaseHook):
                 method=method,
                 path=path,
             ) from None
+        token = self.settings.token
         if not 200 <= response.status_code < 300:
-            raise error_from_response(method, path, response.status_code, response.reason or "", body, response.headers)
-        return decode_json(body, method, path, response.status_code)
+            raise error_from_response(
+                method, path, response.status_code, response.reason or "", body, response.headers, token
+            )
+        return decode_json(body, method, path, response.status_code, token)
 
     def _read_body(self, response: requests.Response, deadline: float, method: str, path: str) -> bytes:
         """Read without trusting the server: stop at the total deadline or the size cap, whichever first."""

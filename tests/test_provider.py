@@ -1,0 +1,127 @@
+"""The provider registers with Airflow: provider info, entry points, discovery, CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from importlib.metadata import entry_points
+from importlib.resources import files
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+import airflow_provider_piriod
+from airflow_provider_piriod import get_provider_info
+
+AIRFLOW = str(Path(sys.executable).with_name("airflow"))
+
+
+def test_provider_info_is_valid_for_airflow():
+    import airflow
+
+    runtime_schema = json.loads((files(airflow) / "provider_info.schema.json").read_text())
+    jsonschema.validate(get_provider_info(), runtime_schema)
+    # the stricter provider.yaml schema describes conn-fields and ui-field-behaviour in detail
+    yaml_schema = json.loads((files(airflow) / "provider.yaml.schema.json").read_text())
+    jsonschema.validate(get_provider_info()["connection-types"], yaml_schema["properties"]["connection-types"])
+
+
+def test_connection_form_relabels_hides_and_declares_extras():
+    (conn_type,) = get_provider_info()["connection-types"]
+    behaviour = conn_type["ui-field-behaviour"]
+    assert behaviour["relabeling"]["password"] == "API token"
+    assert behaviour["relabeling"]["login"] == "Workspace"
+    assert {"schema", "extra"} <= set(behaviour["hidden-fields"])
+    assert {"test_mode", "timeout", "max_retries"} <= set(conn_type["conn-fields"])
+
+
+def test_entry_points_are_registered():
+    (provider,) = [ep for ep in entry_points(group="apache_airflow_provider") if ep.value.startswith("airflow_provider_piriod")]
+    assert provider.load() is get_provider_info
+    (plugin,) = [ep for ep in entry_points(group="pytest11") if ep.name == "piriod_emulator"]
+    assert plugin.value == "airflow_provider_piriod.testing.pytest_plugin"
+
+
+def test_package_metadata_matches_provider_info():
+    from importlib.metadata import version
+
+    assert get_provider_info()["package-name"] == "airflow-provider-piriod"
+    assert version("airflow-provider-piriod") == airflow_provider_piriod.__version__
+
+
+@pytest.mark.parametrize(
+    "module",
+    ["airflow_provider_piriod", "airflow_provider_piriod.testing", "airflow_provider_piriod.testing.pytest_plugin"],
+)
+def test_modules_loaded_by_every_airflow_and_pytest_run_stay_light(module):
+    code = (f"import sys, {module}; heavy = [m for m in ('airflow', 'requests', 'pydantic', 'uvicorn') "
+            "if m in sys.modules]; print(','.join(heavy))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == ""
+
+
+def test_providers_manager_discovers_the_hook():
+    from airflow.providers_manager import ProvidersManager
+    from airflow.sdk.providers_manager_runtime import ProvidersManagerTaskRuntime
+
+    manager = ProvidersManager()
+    assert "airflow-provider-piriod" in manager.providers
+    hook_info = ProvidersManagerTaskRuntime().hooks["piriod"]
+    assert hook_info.hook_class_name == "airflow_provider_piriod.hooks.piriod.PiriodHook"
+    assert hook_info.connection_id_attribute_name == "piriod_conn_id"
+    assert manager.field_behaviours["piriod"]["relabeling"]["password"] == "API token"
+    assert "extra__piriod__test_mode" in manager.connection_form_widgets
+
+
+def test_compat_resolves_every_name_and_rejects_unknown_ones():
+    from airflow_provider_piriod import compat
+
+    for name in compat.__all__:
+        assert getattr(compat, name) is not None, name
+    with pytest.raises(AttributeError):
+        compat.NoSuchThing
+
+
+def _airflow(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([AIRFLOW, *args], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, **(env or {})}, stdin=subprocess.DEVNULL)
+
+
+@pytest.mark.cli
+def test_airflow_cli_lists_the_provider_and_its_hook():
+    providers = _airflow("providers", "list")
+    assert providers.returncode == 0, providers.stderr
+    assert "airflow-provider-piriod" in providers.stdout
+    hooks = _airflow("providers", "hooks")
+    assert hooks.returncode == 0, hooks.stderr
+    assert "piriod" in hooks.stdout and "airflow_provider_piriod.hooks.piriod.PiriodHook" in hooks.stdout
+
+
+@pytest.mark.cli
+def test_airflow_connections_test_succeeds_against_the_emulator(piriod_emulator):
+    result = _airflow("connections", "test", "piriod_default", env={"AIRFLOW__CORE__TEST_CONNECTION": "Enabled"})
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Connection success!" in result.stdout
+    assert piriod_emulator.token not in result.stdout + result.stderr
+    assert [e["method"] for e in piriod_emulator.requests()] == ["GET"]
+
+
+@pytest.mark.cli
+def test_emulator_cli_prints_what_a_user_needs():
+    process = subprocess.Popen([str(Path(sys.executable).with_name("piriod-emulator")), "--port", "0", "--customers", "7"],
+                               stdout=subprocess.PIPE, text=True)
+    try:
+        lines = [process.stdout.readline() for _ in range(5)]
+    finally:
+        process.terminate()
+        process.wait(10)
+        process.stdout.close()
+    assert lines[0].startswith("Piriod emulator listening on http://127.0.0.1:")
+    assert lines[1].split()[0] == "workspace:" and lines[2].split()[0] == "token:"
+    export = lines[4].strip()
+    assert export.startswith("export AIRFLOW_CONN_PIRIOD_DEFAULT='")
+    conn = json.loads(export.split("=", 1)[1].strip("'"))
+    assert conn["conn_type"] == "piriod" and conn["host"] == lines[0].split()[-1]

@@ -1,0 +1,34 @@
+"""The README's code runs as written (blocks marked ``<!-- readme-test: NAME -->``)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+README = (Path(__file__).parents[1] / "README.md").read_text()
+
+
+def snippet(name: str) -> str:
+    match = re.search(rf"<!-- readme-test: {name} -->\n```python\n(.*?)```", README, re.S)
+    assert match, f"README block {name!r} not found"
+    return match.group(1)
+
+
+def test_hook_usage_runs_against_the_emulator(piriod_emulator, capsys):
+    exec(compile(snippet("hook"), "README.md:hook", "exec"), {})
+    printed = capsys.readouterr().out.splitlines()
+    chileans = [c for c in piriod_emulator.customers() if c["country"]["id"] == "CL"]
+    assert printed[0] == str(len(chileans))
+    assert len(printed) == 1 + sum(c["created"] >= "2025-01-01" for c in chileans)
+
+
+def test_fixture_example_passes_as_a_users_test_file(tmp_path):
+    (tmp_path / "test_from_readme.py").write_text(snippet("fixture"))
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path)],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "3 passed" in result.stdout

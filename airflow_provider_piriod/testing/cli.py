@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
 
@@ -36,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"export AIRFLOW_CONN_PIRIOD_DEFAULT='{json.dumps(conn)}'", flush=True)
     server = make_server(state, sock)
     try:
-        asyncio.run(server.serve(sockets=[sock]))
+        server.run(sockets=[sock])
     except KeyboardInterrupt:
         pass
     return 0

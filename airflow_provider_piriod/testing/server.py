@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import os
@@ -140,7 +139,7 @@ class PiriodEmulator:
         sock = bind_loopback(self._port)
         self._server = make_server(state, sock)
         self._thread = threading.Thread(
-            target=lambda: asyncio.run(self._server.serve(sockets=[sock])), name="piriod-emulator", daemon=True
+            target=self._server.run, args=([sock],), name="piriod-emulator", daemon=True
         )
         self._thread.start()
         deadline = time.monotonic() + START_TIMEOUT

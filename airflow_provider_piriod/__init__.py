@@ -28,6 +28,9 @@ def get_provider_info() -> dict:
             }
         ],
         "hooks": [{"integration-name": "Piriod", "python-modules": ["airflow_provider_piriod.hooks.piriod"]}],
+        "operators": [
+            {"integration-name": "Piriod", "python-modules": ["airflow_provider_piriod.operators.piriod"]}
+        ],
         "connection-types": [
             {
                 "connection-type": CONN_TYPE,

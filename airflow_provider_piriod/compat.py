@@ -11,7 +11,16 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from airflow.sdk import BaseHook, BaseOperator, BaseSensorOperator, Connection, Context, PokeReturnValue
+    from airflow.sdk import (
+        Asset,
+        BaseHook,
+        BaseOperator,
+        BaseSensorOperator,
+        Connection,
+        Context,
+        ObjectStoragePath,
+        PokeReturnValue,
+    )
     from airflow.sdk.exceptions import (
         AirflowException,
         AirflowFailException,
@@ -29,6 +38,8 @@ _LOCATIONS: dict[str, tuple[str, ...]] = {
     "PokeReturnValue": ("airflow.sdk", "airflow.sensors.base"),
     "Connection": ("airflow.sdk", "airflow.models.connection"),
     "Context": ("airflow.sdk", "airflow.utils.context"),
+    "Asset": ("airflow.sdk", "airflow.datasets"),
+    "ObjectStoragePath": ("airflow.sdk", "airflow.io.path"),
     "AirflowException": ("airflow.sdk.exceptions", "airflow.exceptions"),
     "AirflowFailException": ("airflow.sdk.exceptions", "airflow.exceptions"),
     "AirflowNotFoundException": ("airflow.sdk.exceptions", "airflow.exceptions"),

@@ -30,6 +30,7 @@ from airflow_provider_piriod.exceptions import (
 
 CUSTOMERS_PATH = "/customers/"
 MAX_PAGE_SIZE = 100
+MAX_WORKERS = 64
 MAX_ID_LENGTH = 1024
 RESERVED_PARAMS = frozenset({"page", "page_size"})
 REDACTED = "***"
@@ -78,6 +79,12 @@ def validate_page_size(page_size: Any) -> int:
     if isinstance(page_size, bool) or not isinstance(page_size, int) or not 1 <= page_size <= MAX_PAGE_SIZE:
         raise PiriodInputError(f"page_size must be a whole number from 1 to {MAX_PAGE_SIZE}, got {page_size!r}")
     return page_size
+
+
+def validate_max_workers(max_workers: Any) -> int:
+    if isinstance(max_workers, bool) or not isinstance(max_workers, int) or not 1 <= max_workers <= MAX_WORKERS:
+        raise PiriodInputError(f"max_workers must be a whole number from 1 to {MAX_WORKERS}, got {max_workers!r}")
+    return max_workers
 
 
 def filter_params(filters: Mapping[str, Any] | None) -> dict[str, str]:

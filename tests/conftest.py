@@ -5,11 +5,13 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from pathlib import Path
 
+EXAMPLE_DAGS = Path(__file__).parents[1] / "example_dags"
 _AIRFLOW_HOME = tempfile.mkdtemp(prefix="piriod-tests-airflow-")
 os.environ["AIRFLOW_HOME"] = _AIRFLOW_HOME
-os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
-os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "True")
+os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(EXAMPLE_DAGS)
 
 import pytest  # noqa: E402
 
@@ -33,3 +35,11 @@ def hook(piriod_emulator, fast_retries):
     from airflow_provider_piriod.hooks.piriod import PiriodHook
 
     return PiriodHook()
+
+
+@pytest.fixture(scope="session")
+def airflow_db():
+    """A fresh SQLite metadata database in the throwaway AIRFLOW_HOME (for dag.test())."""
+    from airflow.utils import db
+
+    db.resetdb()

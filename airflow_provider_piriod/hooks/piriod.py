@@ -18,7 +18,6 @@ from airflow_provider_piriod import __version__
 from airflow_provider_piriod.compat import BaseHook, mask_secret
 from airflow_provider_piriod.connection import PiriodSettings, settings_from_connection
 from airflow_provider_piriod.exceptions import (
-    PiriodInputError,
     PiriodNetworkError,
     PiriodNotFoundError,
     PiriodRateLimitError,
@@ -27,6 +26,7 @@ from airflow_provider_piriod.exceptions import (
 from airflow_provider_piriod.models import Customer
 from airflow_provider_piriod.protocol import (
     CUSTOMERS_PATH,
+    MAX_WORKERS,
     TRANSIENT_ERRORS,
     check_object,
     check_page,
@@ -39,11 +39,9 @@ from airflow_provider_piriod.protocol import (
     retry_delay,
     validate_customer_id,
     validate_customer_ids,
+    validate_max_workers,
     validate_page_size,
 )
-
-MAX_WORKERS_LIMIT = 64
-
 
 class _TokenAuth(requests.auth.AuthBase):
     """Sets ``Authorization: Token ...`` at send time (and stops requests from reading ~/.netrc)."""
@@ -140,7 +138,7 @@ class PiriodHook(BaseHook):
         session.headers.update(settings.headers)
         session.headers["User-Agent"] = f"airflow-provider-piriod/{__version__}"
         session.auth = _TokenAuth(settings.authorization)
-        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=MAX_WORKERS_LIMIT, max_retries=0)
+        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=MAX_WORKERS, max_retries=0)
         session.mount("https://", adapter)
         session.mount("http://", adapter)
         return session
@@ -171,7 +169,7 @@ class PiriodHook(BaseHook):
         first failure stops the remaining requests and is raised.
         """
         ids = validate_customer_ids(customer_ids)
-        workers = _check_max_workers(max_workers)
+        workers = validate_max_workers(max_workers)
         unique = list(dict.fromkeys(ids))
         found = self._fetch_all(unique, workers, ignore_missing)
         return [found[customer_id] for customer_id in ids if customer_id in found]
@@ -332,10 +330,3 @@ class PiriodHook(BaseHook):
             return self.settings.token
         except Exception:
             return ""
-
-
-def _check_max_workers(max_workers: Any) -> int:
-    if isinstance(max_workers, bool) or not isinstance(max_workers, int) or not 1 <= max_workers <= MAX_WORKERS_LIMIT:
-        raise PiriodInputError(f"max_workers must be a whole number from 1 to {MAX_WORKERS_LIMIT}, got {max_workers!r}")
-    return max_workers
-

@@ -1,0 +1,48 @@
+"""
+Fan out over customer ids with dynamic task mapping: one operator instance per id.
+
+An upstream task picks the ids (here: the first ``limit`` customers of a country), the operator
+is mapped over them with ``.expand(customer_id=...)``, and a final task sees every customer's JSON.
+
+    airflow dags test example_piriod_fan_out -c '{"country": "CO", "limit": 5}'
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pendulum
+from airflow.sdk import DAG, Param, task
+
+from airflow_provider_piriod.hooks.piriod import PiriodHook
+from airflow_provider_piriod.operators.piriod import PiriodCustomerOperator
+
+with DAG(
+    dag_id="example_piriod_fan_out",
+    schedule=None,
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    params={
+        "country": Param("CL", enum=["CL", "MX", "CO"]),
+        "limit": Param(5, type="integer", minimum=1, maximum=100),
+    },
+    tags=["example", "piriod"],
+) as dag:
+
+    @task
+    def pick_customer_ids(**context) -> list[str]:
+        """The first ``limit`` customers of ``country``, newest first."""
+        params = context["params"]
+        customers = PiriodHook().iter_customers({"country": params["country"]}, page_size=params["limit"])
+        return [customer.id for _, customer in zip(range(params["limit"]), customers)]
+
+    fetched = PiriodCustomerOperator.partial(task_id="fetch_customer").expand(customer_id=pick_customer_ids())
+
+    @task
+    def summarize(customers: list[dict]) -> dict[str, int]:
+        """Count the fetched customers by status."""
+        by_status = dict(Counter(customer["status"] for customer in customers))
+        print(f"{len(customers)} customers: {by_status}")
+        return by_status
+
+    summarize(fetched.output)

@@ -1,0 +1,135 @@
+"""Example DAGs import cleanly and run end to end under dag.test() against the emulator.
+
+Values are read back from Airflow's metadata database, not from the tasks, and compared with
+the emulator's records.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sqlite3
+from datetime import datetime, timezone
+
+import pytest
+
+from tests.conftest import EXAMPLE_DAGS
+
+pytestmark = pytest.mark.usefixtures("airflow_db")
+
+
+def load_dag(dag_id: str):
+    """Import the example file like the dag processor does and return its DAG."""
+    spec = importlib.util.spec_from_file_location(dag_id, EXAMPLE_DAGS / f"{dag_id}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.dag
+
+
+def return_values(run_id: str) -> dict[tuple[str, int], object]:
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        rows = session.execute(
+            select(XComModel.task_id, XComModel.map_index, XComModel.value).where(
+                XComModel.run_id == run_id, XComModel.key == "return_value"
+            )
+        ).all()
+    return {(task_id, map_index): value for task_id, map_index, value in rows}
+
+
+def task_states(dag_run) -> dict[str, str]:
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        return {ti.task_id: ti.state for ti in dag_run.get_task_instances(session=session)}
+
+
+def test_every_example_dag_imports_without_errors():
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(EXAMPLE_DAGS))
+    assert bag.import_errors == {}
+    assert set(bag.dag_ids) == {
+        "example_piriod_customer_lookup", "example_piriod_incremental_to_sqlite", "example_piriod_fan_out",
+        "example_piriod_asset_consumer",
+    }
+    assert all("piriod" in dag.tags for dag in bag.dags.values())
+
+
+def test_lookup_pushes_the_customer_and_the_downstream_task_uses_its_email(piriod_emulator):
+    record = next(r for r in piriod_emulator.customers() if r["email"])
+    dag_run = load_dag("example_piriod_customer_lookup").test(run_conf={"customer_id": record["id"]})
+    assert dag_run.state == "success"
+    values = return_values(dag_run.run_id)
+    assert values[("get_customer", -1)] == record
+    assert record["email"] in values[("welcome_message", -1)]
+
+
+def test_a_failing_lookup_pushes_nothing(piriod_emulator):
+    dag_run = load_dag("example_piriod_customer_lookup").test(run_conf={"customer_id": "cus_does_not_exist"})
+    assert dag_run.state == "failed"
+    assert task_states(dag_run)["get_customer"] == "failed"
+    assert return_values(dag_run.run_id) == {}
+
+
+@pytest.mark.piriod_emulator(customers=4000, seed=21)
+def test_incremental_pull_writes_the_interval_to_a_file_and_loads_sqlite(piriod_emulator, tmp_path, monkeypatch):
+    monkeypatch.setenv("PIRIOD_EXAMPLE_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("AIRFLOW_CONN_PIRIOD_EXAMPLE_SQLITE",
+                       json.dumps({"conn_type": "sqlite", "host": str(tmp_path / "warehouse.db")}))
+    dag_run = load_dag("example_piriod_incremental_to_sqlite").test(logical_date=datetime(2025, 3, 2, tzinfo=timezone.utc))
+    assert dag_run.state == "success", task_states(dag_run)
+
+    start, end = dag_run.data_interval_start, dag_run.data_interval_end
+    expected = {r["id"]: r for r in piriod_emulator.customers()
+                if start <= datetime.fromisoformat(r["created"]) <= end}
+    assert expected, f"the seed should put customers in {start}..{end} (logical date {dag_run.logical_date})"
+    values = return_values(dag_run.run_id)
+    path = f"file://{tmp_path}/data/customers/{dag_run.logical_date:%Y-%m-%d}.ndjson"
+    assert values[("pull_new_customers", -1)] == {"path": path, "count": len(expected)}
+    written = [json.loads(line) for line in (tmp_path / "data" / "customers" / path.rsplit("/", 1)[1]).read_text().splitlines()]
+    assert {r["id"]: r for r in written} == expected
+    assert values[("load", -1)] == len(expected)
+    with sqlite3.connect(tmp_path / "warehouse.db") as db:
+        rows = db.execute("SELECT id, payload FROM piriod_customers").fetchall()
+    assert {row[0]: json.loads(row[1]) for row in rows} == expected
+
+
+def test_fan_out_maps_one_task_per_id(piriod_emulator):
+    dag_run = load_dag("example_piriod_fan_out").test(run_conf={"country": "CO", "limit": 4})
+    assert dag_run.state == "success"
+    values = return_values(dag_run.run_id)
+    ids = values[("pick_customer_ids", -1)]
+    assert len(ids) == 4
+    records = {r["id"]: r for r in piriod_emulator.customers()}
+    assert [values[("fetch_customer", index)] for index in range(4)] == [records[i] for i in ids]
+    assert all(records[i]["country"]["id"] == "CO" for i in ids)
+    statuses = [records[i]["status"] for i in ids]
+    assert values[("summarize", -1)] == {s: statuses.count(s) for s in set(statuses)}
+
+
+def test_a_successful_pull_schedules_the_dag_that_waits_on_the_customers_asset(piriod_emulator):
+    from airflow.models.asset import AssetDagRunQueue, AssetEvent, AssetModel
+    from airflow.models.dag import DagModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select, update
+
+    record = piriod_emulator.customers()[0]
+    lookup = load_dag("example_piriod_customer_lookup")
+    lookup.test(run_conf={"customer_id": record["id"]})  # syncs the example folder, consumer included
+    with create_session() as session:  # new DAGs start paused; a paused DAG is never queued
+        unpaused = session.execute(update(DagModel).where(DagModel.dag_id == "example_piriod_asset_consumer")
+                                   .values(is_paused=False)).rowcount
+    assert unpaused == 1
+    dag_run = lookup.test(run_conf={"customer_id": record["id"]})
+    assert dag_run.state == "success"
+    with create_session() as session:
+        asset = session.scalars(select(AssetModel).where(AssetModel.uri == "piriod://piriod_default/customers")).one()
+        events = session.scalars(select(AssetEvent).where(
+            AssetEvent.asset_id == asset.id, AssetEvent.source_run_id == dag_run.run_id)).all()
+        queued = session.scalars(select(AssetDagRunQueue.target_dag_id).where(AssetDagRunQueue.asset_id == asset.id)).all()
+    assert [(e.source_dag_id, e.source_task_id) for e in events] == [("example_piriod_customer_lookup", "get_customer")]
+    assert "example_piriod_asset_consumer" in queued

@@ -7,7 +7,7 @@ PIP_VERSION := 25.3
 PORT ?= 8765
 CUSTOMERS ?= 500
 
-.PHONY: help install test emulator clean
+.PHONY: help install test demo emulator clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -22,6 +22,9 @@ $(STAMP): pyproject.toml constraints.txt
 
 test: install  ## run the whole test suite
 	$(BIN)/python -m pytest
+
+demo: install  ## run the customer lookup example DAG against the emulator and print the XCom
+	$(BIN)/python scripts/demo.py
 
 emulator: install  ## serve the Piriod emulator on 127.0.0.1:$(PORT) until Ctrl-C
 	$(BIN)/piriod-emulator --port $(PORT) --customers $(CUSTOMERS)

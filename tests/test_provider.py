@@ -125,3 +125,15 @@ def test_emulator_cli_prints_what_a_user_needs():
     assert export.startswith("export AIRFLOW_CONN_PIRIOD_DEFAULT='")
     conn = json.loads(export.split("=", 1)[1].strip("'"))
     assert conn["conn_type"] == "piriod" and conn["host"] == lines[0].split()[-1]
+
+
+@pytest.mark.cli
+def test_make_demo_script_prints_the_customer_that_came_through_xcom():
+    script = Path(__file__).parents[1] / "scripts" / "demo.py"
+    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300,
+                            stdin=subprocess.DEVNULL, env={k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW_CONN_")})
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Customer JSON pushed to XCom by task get_customer:" in result.stdout
+    assert "XCom equals the emulator's record: yes" in result.stdout
+    pushed = json.loads(result.stdout.split("by task get_customer:\n", 1)[1].split("\n\n", 1)[0])
+    assert pushed["id"].startswith("cus_") and "sk_test_" not in result.stdout

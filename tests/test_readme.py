@@ -32,3 +32,14 @@ def test_fixture_example_passes_as_a_users_test_file(tmp_path):
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "3 passed" in result.stdout
+
+
+def test_operator_snippets_build_valid_tasks():
+    from airflow.sdk import DAG
+
+    namespace: dict = {}
+    with DAG(dag_id="readme_operator_snippets", schedule=None):
+        exec(compile(snippet("operator"), "README.md:operator", "exec"), namespace)
+    assert namespace["one"].customer_id == "{{ params.customer_id }}"
+    assert namespace["many"].ignore_missing is True and len(namespace["many"].customer_ids) == 2
+    assert namespace["to_file"].output_path.startswith("file:///data/piriod/")

@@ -133,3 +133,9 @@ def test_a_successful_pull_schedules_the_dag_that_waits_on_the_customers_asset(p
         queued = session.scalars(select(AssetDagRunQueue.target_dag_id).where(AssetDagRunQueue.asset_id == asset.id)).all()
     assert [(e.source_dag_id, e.source_task_id) for e in events] == [("example_piriod_customer_lookup", "get_customer")]
     assert "example_piriod_asset_consumer" in queued
+
+
+def test_asset_consumer_runs(piriod_emulator):
+    dag_run = load_dag("example_piriod_asset_consumer").test()  # a manual run: no triggering events
+    assert dag_run.state == "success"
+    assert return_values(dag_run.run_id) == {("react_to_new_customer_data", -1): []}

@@ -31,6 +31,8 @@ def get_provider_info() -> dict:
         "operators": [
             {"integration-name": "Piriod", "python-modules": ["airflow_provider_piriod.operators.piriod"]}
         ],
+        "sensors": [{"integration-name": "Piriod", "python-modules": ["airflow_provider_piriod.sensors.piriod"]}],
+        "triggers": [{"integration-name": "Piriod", "python-modules": ["airflow_provider_piriod.triggers.piriod"]}],
         "connection-types": [
             {
                 "connection-type": CONN_TYPE,

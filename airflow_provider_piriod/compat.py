@@ -21,13 +21,16 @@ if TYPE_CHECKING:
         ObjectStoragePath,
         PokeReturnValue,
     )
+    from airflow.sdk.configuration import conf
     from airflow.sdk.exceptions import (
         AirflowException,
         AirflowFailException,
         AirflowNotFoundException,
+        AirflowSensorTimeout,
+        AirflowSkipException,
         TaskDeferred,
     )
-    from airflow.sdk.log import mask_secret
+    from airflow.sdk.log import amask_secret, mask_secret
     from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 # name -> candidate modules, first importable wins
@@ -43,8 +46,12 @@ _LOCATIONS: dict[str, tuple[str, ...]] = {
     "AirflowException": ("airflow.sdk.exceptions", "airflow.exceptions"),
     "AirflowFailException": ("airflow.sdk.exceptions", "airflow.exceptions"),
     "AirflowNotFoundException": ("airflow.sdk.exceptions", "airflow.exceptions"),
+    "AirflowSensorTimeout": ("airflow.sdk.exceptions", "airflow.exceptions"),
+    "AirflowSkipException": ("airflow.sdk.exceptions", "airflow.exceptions"),
     "TaskDeferred": ("airflow.sdk.exceptions", "airflow.exceptions"),
     "mask_secret": ("airflow.sdk.log", "airflow.utils.log.secrets_masker"),
+    "amask_secret": ("airflow.sdk.log",),
+    "conf": ("airflow.sdk.configuration", "airflow.configuration"),
     "BaseTrigger": ("airflow.triggers.base",),
     "TriggerEvent": ("airflow.triggers.base",),
 }

@@ -187,6 +187,38 @@ def retry_delay(
 # ----------------------------------------------------------------------------- answers
 
 
+class BodyBudget:
+    """Reads a body without trusting the server: a total deadline and a size cap, checked per chunk."""
+
+    def __init__(self, *, limit: int, timeout: float, deadline: float, method: str, path: str, status: int) -> None:
+        self.limit, self.timeout, self.deadline = limit, timeout, deadline
+        self.method, self.path, self.status = method, path, status
+        self.size = 0
+
+    def check_declared(self, content_length: str | None) -> None:
+        if content_length and content_length.isdigit() and int(content_length) > self.limit:
+            raise self._too_large(f"answer of {int(content_length)} bytes")
+
+    def add(self, chunk: bytes) -> None:
+        self.size += len(chunk)
+        if self.size > self.limit:
+            raise self._too_large("answer")
+        self.check_time()
+
+    def check_time(self) -> None:
+        if time.monotonic() > self.deadline:
+            raise PiriodNetworkError(
+                f"Piriod {self.method} {self.path}: answer not complete within the {self.timeout:g} s deadline",
+                status_code=self.status, method=self.method, path=self.path,
+            )
+
+    def _too_large(self, what: str) -> PiriodResponseError:
+        return PiriodResponseError(
+            f"Piriod {self.method} {self.path}: {what} exceeds the {self.limit}-byte limit",
+            status_code=self.status, method=self.method, path=self.path,
+        )
+
+
 def decode_json(body: bytes, method: str, path: str, status: int, secret: str = "") -> Any:
     try:
         return json.loads(body)

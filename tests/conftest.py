@@ -23,10 +23,11 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 @pytest.fixture
 def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
     """Backoff in milliseconds instead of seconds, so retry tests stay quick."""
-    from airflow_provider_piriod.hooks.piriod import PiriodHook
+    from airflow_provider_piriod.hooks.piriod import PiriodAsyncHook, PiriodHook
 
-    monkeypatch.setattr(PiriodHook, "retry_base_delay", 0.01)
-    monkeypatch.setattr(PiriodHook, "retry_max_delay", 0.05)
+    for hook_class in (PiriodHook, PiriodAsyncHook):
+        monkeypatch.setattr(hook_class, "retry_base_delay", 0.01)
+        monkeypatch.setattr(hook_class, "retry_max_delay", 0.05)
 
 
 @pytest.fixture

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from functools import cached_property
 from typing import Any
@@ -15,7 +16,7 @@ import urllib3
 from requests.adapters import HTTPAdapter
 
 from airflow_provider_piriod import __version__
-from airflow_provider_piriod.compat import BaseHook, mask_secret
+from airflow_provider_piriod.compat import BaseHook, amask_secret, mask_secret
 from airflow_provider_piriod.connection import PiriodSettings, settings_from_connection
 from airflow_provider_piriod.exceptions import (
     PiriodNetworkError,
@@ -26,6 +27,7 @@ from airflow_provider_piriod.exceptions import (
 from airflow_provider_piriod.models import Customer
 from airflow_provider_piriod.protocol import (
     CUSTOMERS_PATH,
+    BodyBudget,
     MAX_WORKERS,
     TRANSIENT_ERRORS,
     check_object,
@@ -73,7 +75,29 @@ class _SharedPause:
             time.sleep(remaining)
 
 
-class PiriodHook(BaseHook):
+class _RetryPolicy:
+    """Backoff and size limits shared by the sync hook and its async twin (class attributes, overridable)."""
+
+    #: first backoff step in seconds; doubles per attempt, with jitter
+    retry_base_delay: float = 0.5
+    #: longest backoff step in seconds
+    retry_max_delay: float = 30.0
+    #: longest wait a ``Retry-After`` header can impose, in seconds
+    retry_after_max: float = 60.0
+    #: bodies larger than this are refused rather than read into memory
+    max_response_bytes: int = 16 * 1024 * 1024
+
+    def _retry_delay(self, attempt: int, exc: Exception) -> float:
+        return retry_delay(
+            attempt,
+            base=self.retry_base_delay,
+            cap=self.retry_max_delay,
+            retry_after=getattr(exc, "retry_after", None),
+            retry_after_cap=self.retry_after_max,
+        )
+
+
+class PiriodHook(_RetryPolicy, BaseHook):
     """
     Talk to the Piriod API with the token and workspace of an Airflow connection.
 
@@ -91,15 +115,6 @@ class PiriodHook(BaseHook):
     default_conn_name = "piriod_default"
     conn_type = "piriod"
     hook_name = "Piriod"
-
-    #: first backoff step in seconds; doubles per attempt, with jitter
-    retry_base_delay: float = 0.5
-    #: longest backoff step in seconds
-    retry_max_delay: float = 30.0
-    #: longest wait a ``Retry-After`` header can impose, in seconds
-    retry_after_max: float = 60.0
-    #: bodies larger than this are refused rather than read into memory
-    max_response_bytes: int = 16 * 1024 * 1024
 
     def __init__(
         self,
@@ -256,15 +271,8 @@ class PiriodHook(BaseHook):
             except TRANSIENT_ERRORS as exc:
                 if attempt == attempts:
                     raise
-                retry_after = getattr(exc, "retry_after", None)
-                delay = retry_delay(
-                    attempt,
-                    base=self.retry_base_delay,
-                    cap=self.retry_max_delay,
-                    retry_after=retry_after,
-                    retry_after_cap=self.retry_after_max,
-                )
-                if retry_after is not None or isinstance(exc, PiriodRateLimitError):
+                delay = self._retry_delay(attempt, exc)
+                if getattr(exc, "retry_after", None) is not None or isinstance(exc, PiriodRateLimitError):
                     self._pause.extend(delay)  # the server asked everyone to wait, not just this worker
                 self.log.warning(
                     "Piriod request attempt %d of %d failed (%s); retrying in %.2f s", attempt, attempts, exc, delay
@@ -299,30 +307,16 @@ class PiriodHook(BaseHook):
 
     def _read_body(self, response: requests.Response, deadline: float, method: str, path: str) -> bytes:
         """Read without trusting the server: stop at the total deadline or the size cap, whichever first."""
-        limit = self.max_response_bytes
-        declared = response.headers.get("Content-Length", "")
-        if declared.isdigit() and int(declared) > limit:
-            raise PiriodResponseError(
-                f"Piriod {method} {path}: answer of {int(declared)} bytes exceeds the {limit}-byte limit",
-                status_code=response.status_code, method=method, path=path,
-            )
+        budget = BodyBudget(limit=self.max_response_bytes, timeout=self.settings.timeout, deadline=deadline,
+                            method=method, path=path, status=response.status_code)
+        budget.check_declared(response.headers.get("Content-Length"))
         chunks: list[bytes] = []
-        size = 0
         while True:
-            if time.monotonic() > deadline:
-                raise PiriodNetworkError(
-                    f"Piriod {method} {path}: answer not complete within the {self.settings.timeout:g} s deadline",
-                    status_code=response.status_code, method=method, path=path,
-                )
-            chunk = response.raw.read1(65536, decode_content=True)
+            budget.check_time()
+            chunk = response.raw.read1(65536, decode_content=True)  # returns what has arrived, never waits for 64 KiB
             if not chunk:
                 return b"".join(chunks)
-            size += len(chunk)
-            if size > limit:
-                raise PiriodResponseError(
-                    f"Piriod {method} {path}: answer exceeds the {limit}-byte limit",
-                    status_code=response.status_code, method=method, path=path,
-                )
+            budget.add(chunk)
             chunks.append(chunk)
 
     def _token_or_empty(self) -> str:
@@ -330,3 +324,149 @@ class PiriodHook(BaseHook):
             return self.settings.token
         except Exception:
             return ""
+
+
+class PiriodAsyncHook(_RetryPolicy, BaseHook):
+    """
+    Async twin of :class:`PiriodHook` for triggers: httpx, never a blocking call.
+
+    Same connection parsing, retry and backoff rules, deadline, size cap and typed errors as the
+    sync hook; methods return the JSON Piriod sent. Use it as an async context manager::
+
+        async with PiriodAsyncHook("piriod_default") as hook:
+            customer = await hook.get_customer_json("cus_...")
+    """
+
+    conn_name_attr = "piriod_conn_id"
+    default_conn_name = "piriod_default"
+    conn_type = "piriod"
+    hook_name = "Piriod (async)"
+
+    def __init__(
+        self,
+        piriod_conn_id: str = default_conn_name,
+        *,
+        test_mode: bool | str | None = None,
+        timeout: float | None = None,
+        max_retries: int | None = None,
+    ) -> None:
+        super().__init__()
+        self.piriod_conn_id = piriod_conn_id
+        self._overrides = {"test_mode": test_mode, "timeout": timeout, "max_retries": max_retries}
+        self._settings: PiriodSettings | None = None
+        self._client = None
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(piriod_conn_id={self.piriod_conn_id!r})"
+
+    async def get_settings(self) -> PiriodSettings:
+        """The validated connection, fetched the Airflow 3 async way (once per hook)."""
+        if self._settings is None:
+            conn = await self.aget_connection(self.piriod_conn_id)
+            settings = settings_from_connection(conn, **self._overrides)
+            await amask_secret(settings.token)
+            self._settings = settings
+        return self._settings
+
+    async def __aenter__(self) -> PiriodAsyncHook:
+        import httpx
+
+        settings = await self.get_settings()
+        self._client = httpx.AsyncClient(
+            headers={**settings.headers, "Authorization": settings.authorization,
+                     "User-Agent": f"airflow-provider-piriod/{__version__}"},
+            timeout=httpx.Timeout(settings.timeout),
+            follow_redirects=False,
+        )
+        return self
+
+    async def __aexit__(self, *exc_info: Any) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    async def get_customer_json(self, customer_id: str) -> dict[str, Any]:
+        path = customer_path(customer_id)
+        return check_object(await self._request_json(path), "GET", path)
+
+    async def count_customers(self, filters: Mapping[str, Any] | None = None) -> int:
+        params = {**filter_params(filters), "page_size": "1"}
+        return check_page(await self._request_json(CUSTOMERS_PATH, params), "GET", CUSTOMERS_PATH)["count"]
+
+    async def iter_customer_json(
+        self, filters: Mapping[str, Any] | None = None, *, page_size: int = 100
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Every matching customer, following ``next`` on the configured origin only."""
+        settings = await self.get_settings()
+        query: dict[str, str] | None = {**filter_params(filters), "page_size": str(validate_page_size(page_size))}
+        url: str | None = f"{settings.base_url}{CUSTOMERS_PATH}"
+        seen_pages: set[str] = set()
+        while url:
+            path = urlsplit(url).path
+            page = check_page(await self._request_json(url, query), "GET", path)
+            for item in page["results"]:
+                yield check_object(item, "GET", path)
+            if not page.get("next"):
+                return
+            url = next_page_url(page["next"], settings.base_url, "GET", path)
+            if url in seen_pages:
+                raise PiriodResponseError(f"Piriod GET {path}: 'next' points back to a page already read ({url})")
+            seen_pages.add(url)
+            query = None
+
+    async def _request_json(self, path_or_url: str, params: Mapping[str, str] | None = None) -> Any:
+        """The async request funnel: deadline, retries with backoff on transient failures, typed errors."""
+        settings = await self.get_settings()
+        url = path_or_url if "://" in path_or_url else f"{settings.base_url}{path_or_url}"
+        attempts = settings.max_retries + 1
+        for attempt in range(1, attempts + 1):
+            try:
+                return await self._send(url, params)
+            except TRANSIENT_ERRORS as exc:
+                if attempt == attempts:
+                    raise
+                delay = self._retry_delay(attempt, exc)
+                self.log.warning(
+                    "Piriod request attempt %d of %d failed (%s); retrying in %.2f s", attempt, attempts, exc, delay
+                )
+                await asyncio.sleep(delay)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _send(self, url: str, params: Mapping[str, str] | None) -> Any:
+        import httpx
+
+        if self._client is None:
+            raise RuntimeError("use PiriodAsyncHook as `async with PiriodAsyncHook(...) as hook:`")
+        settings = await self.get_settings()
+        method, path = "GET", urlsplit(url).path
+        try:
+            status, reason, headers, body = await asyncio.wait_for(
+                self._read(url, params, method, path), timeout=settings.timeout
+            )
+        except asyncio.TimeoutError:
+            raise PiriodNetworkError(
+                f"Piriod {method} {path}: answer not complete within the {settings.timeout:g} s deadline",
+                method=method, path=path,
+            ) from None
+        except httpx.HTTPError as exc:
+            raise PiriodNetworkError(
+                redact(f"Piriod {method} {path} failed before a complete answer arrived: {type(exc).__name__}: {exc}",
+                       settings.token),
+                method=method, path=path,
+            ) from None
+        if not 200 <= status < 300:
+            raise error_from_response(method, path, status, reason, body, headers, settings.token)
+        return decode_json(body, method, path, status, settings.token)
+
+    async def _read(self, url: str, params: Mapping[str, str] | None, method: str, path: str):
+        settings = await self.get_settings()
+        async with self._client.stream(method, url, params=params) as response:
+            budget = BodyBudget(limit=self.max_response_bytes, timeout=settings.timeout,
+                                deadline=time.monotonic() + settings.timeout, method=method, path=path,
+                                status=response.status_code)
+            budget.check_declared(response.headers.get("content-length"))
+            chunks = []
+            async for chunk in response.aiter_bytes():
+                budget.add(chunk)
+                chunks.append(chunk)
+            return response.status_code, response.reason_phrase, response.headers, b"".join(chunks)

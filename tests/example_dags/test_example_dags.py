@@ -54,7 +54,7 @@ def test_every_example_dag_imports_without_errors():
     assert bag.import_errors == {}
     assert set(bag.dag_ids) == {
         "example_piriod_customer_lookup", "example_piriod_incremental_to_sqlite", "example_piriod_fan_out",
-        "example_piriod_asset_consumer",
+        "example_piriod_asset_consumer", "example_piriod_wait_for_activation",
     }
     assert all("piriod" in dag.tags for dag in bag.dags.values())
 
@@ -139,3 +139,22 @@ def test_asset_consumer_runs(piriod_emulator):
     dag_run = load_dag("example_piriod_asset_consumer").test()  # a manual run: no triggering events
     assert dag_run.state == "success"
     assert return_values(dag_run.run_id) == {("react_to_new_customer_data", -1): []}
+
+
+def test_wait_for_activation_defers_until_the_customer_flips_to_active(piriod_emulator):
+    signup = piriod_emulator.create_customer(status="pending")
+    # request 1: the sensor's own check (pending, so it defers); request 2: the trigger's first poll
+    # (pending); request 3, one poke_interval later: active
+    piriod_emulator.update_customer(signup["id"], status="active", after_requests=3)
+    dag_run = load_dag("example_piriod_wait_for_activation").test(run_conf={"customer_id": signup["id"]})
+    assert dag_run.state == "success", task_states(dag_run)
+
+    active = piriod_emulator.customer(signup["id"])
+    assert active["status"] == "active"
+    values = return_values(dag_run.run_id)
+    assert values[("wait_until_active", -1)] == active
+    assert values[("get_customer", -1)] == active
+    assert active["name"] in values[("start_billing", -1)]
+    polls = [e["time"] for e in piriod_emulator.requests() if e["path"] == f"/customers/{signup['id']}/"]
+    assert len(polls) == 4  # sensor check, two trigger polls, the operator's fetch
+    assert polls[2] - polls[1] >= 4.5  # the trigger slept its poke_interval (5 s) between polls

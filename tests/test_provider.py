@@ -74,6 +74,8 @@ def test_providers_manager_discovers_the_hook():
     assert hook_info.connection_id_attribute_name == "piriod_conn_id"
     assert manager.field_behaviours["piriod"]["relabeling"]["password"] == "API token"
     assert "extra__piriod__test_mode" in manager.connection_form_widgets
+    assert any(t.trigger_class_name == "airflow_provider_piriod.triggers.piriod"  # the module, as Airflow lists it
+               for t in manager.trigger)
 
 
 def test_compat_resolves_every_name_and_rejects_unknown_ones():

@@ -43,3 +43,13 @@ def test_operator_snippets_build_valid_tasks():
     assert namespace["one"].customer_id == "{{ params.customer_id }}"
     assert namespace["many"].ignore_missing is True and len(namespace["many"].customer_ids) == 2
     assert namespace["to_file"].output_path.startswith("file:///data/piriod/")
+
+
+def test_sensor_snippets_build_valid_tasks():
+    from airflow.sdk import DAG
+
+    namespace: dict = {}
+    with DAG(dag_id="readme_sensor_snippets", schedule=None):
+        exec(compile(snippet("sensor"), "README.md:sensor", "exec"), namespace)
+    assert namespace["active"].deferrable is True and namespace["active"].fail_statuses == ["archived"]
+    assert namespace["new_signups"].min_count == 10 and namespace["new_signups"].mode == "reschedule"

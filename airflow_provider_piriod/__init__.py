@@ -62,6 +62,11 @@ def get_provider_info() -> dict:
                         "description": "Retries on connection errors, timeouts, 429 and 5xx answers.",
                         "schema": {"type": ["integer", "null"], "default": 5, "minimum": 0},
                     },
+                    "max_response_bytes": {
+                        "label": "Max response size (bytes)",
+                        "description": "Larger answers are refused instead of read into memory.",
+                        "schema": {"type": ["integer", "null"], "default": 16777216, "minimum": 1024},
+                    },
                     "allow_insecure_http": {
                         "label": "Allow plain http",
                         "description": "Permit an http:// API URL on a non-loopback host (the token travels unencrypted).",

@@ -18,6 +18,7 @@ from airflow_provider_piriod.exceptions import PiriodConfigError
 DEFAULT_BASE_URL = "https://api.piriod.com"
 DEFAULT_TIMEOUT = 30.0
 DEFAULT_MAX_RETRIES = 5
+DEFAULT_MAX_RESPONSE_BYTES = 16 * 1024 * 1024
 
 _TRUE = {"true", "1", "yes", "on", "y", "t"}
 _FALSE = {"false", "0", "no", "off", "n", "f", ""}
@@ -35,6 +36,7 @@ class PiriodSettings:
     timeout: float = DEFAULT_TIMEOUT
     max_retries: int = DEFAULT_MAX_RETRIES
     allow_insecure_http: bool = False
+    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
 
     @property
     def headers(self) -> dict[str, str]:
@@ -73,6 +75,7 @@ def settings_from_connection(
             max_retries if max_retries is not None else _extra_field(extra, "max_retries"), conn_id
         ),
         allow_insecure_http=allow_insecure,
+        max_response_bytes=_parse_max_response_bytes(_extra_field(extra, "max_response_bytes"), conn_id),
     )
 
 
@@ -145,6 +148,18 @@ def _parse_max_retries(value: Any, conn_id: str) -> int:
     if not 0 <= retries <= 20:
         raise _error(conn_id, f"max_retries must be between 0 and 20, got {retries}")
     return retries
+
+
+def _parse_max_response_bytes(value: Any, conn_id: str) -> int:
+    if value is None or value == "":
+        return DEFAULT_MAX_RESPONSE_BYTES
+    try:
+        limit = int(str(value).strip())
+    except ValueError:
+        raise _error(conn_id, f"max_response_bytes must be a whole number, got {str(value)[:40]!r}") from None
+    if limit < 1024:
+        raise _error(conn_id, f"max_response_bytes must be at least 1024, got {limit}")
+    return limit
 
 
 def _parse_base_url(conn: Any, allow_insecure_http: bool, conn_id: str) -> str:

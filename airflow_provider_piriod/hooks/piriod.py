@@ -75,8 +75,49 @@ class _SharedPause:
             time.sleep(remaining)
 
 
+class _PageWalk:
+    """Bookkeeping for following ``next``: origin check, loop detection, and ids already yielded.
+
+    Piriod pages by offset, so a customer created during a scan shifts later pages by one and
+    repeats an item; repeats are skipped (and counted) so every customer is yielded once.
+    """
+
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url
+        self.seen_pages: set[str] = set()
+        self.seen_ids: set[str] = set()
+        self.duplicates = 0
+
+    def fresh(self, results: list[Any], path: str) -> Iterator[dict[str, Any]]:
+        for item in results:
+            customer = check_object(item, "GET", path)
+            customer_id = customer.get("id")
+            if customer_id in self.seen_ids:
+                self.duplicates += 1
+                continue
+            if customer_id is not None:
+                self.seen_ids.add(customer_id)
+            yield customer
+
+    def next_url(self, page: dict[str, Any], path: str) -> str | None:
+        if not page.get("next"):
+            return None
+        url = next_page_url(page["next"], self.base_url, "GET", path)
+        if url in self.seen_pages:
+            raise PiriodResponseError(f"Piriod GET {path}: 'next' points back to a page already read ({url})")
+        self.seen_pages.add(url)
+        return url
+
+    def report(self, log: Any) -> None:
+        if self.duplicates:
+            log.warning(
+                "Skipped %d customers already returned by an earlier page (pages shifted while reading, "
+                "usually because customers were created during the scan)", self.duplicates
+            )
+
+
 class _RetryPolicy:
-    """Backoff and size limits shared by the sync hook and its async twin (class attributes, overridable)."""
+    """Backoff timing shared by the sync hook and its async twin (class attributes, overridable)."""
 
     #: first backoff step in seconds; doubles per attempt, with jitter
     retry_base_delay: float = 0.5
@@ -84,8 +125,6 @@ class _RetryPolicy:
     retry_max_delay: float = 30.0
     #: longest wait a ``Retry-After`` header can impose, in seconds
     retry_after_max: float = 60.0
-    #: bodies larger than this are refused rather than read into memory
-    max_response_bytes: int = 16 * 1024 * 1024
 
     def _retry_delay(self, attempt: int, exc: Exception) -> float:
         return retry_delay(
@@ -224,19 +263,15 @@ class PiriodHook(_RetryPolicy, BaseHook):
     def _iter_customers(self, params: dict[str, str]) -> Iterator[Customer]:
         url: str | None = self._url(CUSTOMERS_PATH)
         query: dict[str, str] | None = params
-        seen_pages: set[str] = set()
+        pages = _PageWalk(self.settings.base_url)
         while url:
             path = urlsplit(url).path
             page = check_page(self._request_json(url, query), "GET", path)
-            for item in page["results"]:
-                yield Customer.from_json(check_object(item, "GET", path))
-            if not page.get("next"):
-                return
-            url = next_page_url(page["next"], self.settings.base_url, "GET", path)
-            if url in seen_pages:
-                raise PiriodResponseError(f"Piriod GET {path}: 'next' points back to a page already read ({url})")
-            seen_pages.add(url)
+            for item in pages.fresh(page["results"], path):
+                yield Customer.from_json(item)
+            url = pages.next_url(page, path)
             query = None  # next links carry the whole query
+        pages.report(self.log)
 
     def _fetch_all(self, ids: list[str], workers: int, ignore_missing: bool) -> dict[str, Customer]:
         def fetch(customer_id: str) -> Customer | None:
@@ -307,7 +342,7 @@ class PiriodHook(_RetryPolicy, BaseHook):
 
     def _read_body(self, response: requests.Response, deadline: float, method: str, path: str) -> bytes:
         """Read without trusting the server: stop at the total deadline or the size cap, whichever first."""
-        budget = BodyBudget(limit=self.max_response_bytes, timeout=self.settings.timeout, deadline=deadline,
+        budget = BodyBudget(limit=self.settings.max_response_bytes, timeout=self.settings.timeout, deadline=deadline,
                             method=method, path=path, status=response.status_code)
         budget.check_declared(response.headers.get("Content-Length"))
         chunks: list[bytes] = []
@@ -400,19 +435,15 @@ class PiriodAsyncHook(_RetryPolicy, BaseHook):
         settings = await self.get_settings()
         query: dict[str, str] | None = {**filter_params(filters), "page_size": str(validate_page_size(page_size))}
         url: str | None = f"{settings.base_url}{CUSTOMERS_PATH}"
-        seen_pages: set[str] = set()
+        pages = _PageWalk(settings.base_url)
         while url:
             path = urlsplit(url).path
             page = check_page(await self._request_json(url, query), "GET", path)
-            for item in page["results"]:
-                yield check_object(item, "GET", path)
-            if not page.get("next"):
-                return
-            url = next_page_url(page["next"], settings.base_url, "GET", path)
-            if url in seen_pages:
-                raise PiriodResponseError(f"Piriod GET {path}: 'next' points back to a page already read ({url})")
-            seen_pages.add(url)
+            for item in pages.fresh(page["results"], path):
+                yield item
+            url = pages.next_url(page, path)
             query = None
+        pages.report(self.log)
 
     async def _request_json(self, path_or_url: str, params: Mapping[str, str] | None = None) -> Any:
         """The async request funnel: deadline, retries with backoff on transient failures, typed errors."""
@@ -461,7 +492,7 @@ class PiriodAsyncHook(_RetryPolicy, BaseHook):
     async def _read(self, url: str, params: Mapping[str, str] | None, method: str, path: str):
         settings = await self.get_settings()
         async with self._client.stream(method, url, params=params) as response:
-            budget = BodyBudget(limit=self.max_response_bytes, timeout=settings.timeout,
+            budget = BodyBudget(limit=settings.max_response_bytes, timeout=settings.timeout,
                                 deadline=time.monotonic() + settings.timeout, method=method, path=path,
                                 status=response.status_code)
             budget.check_declared(response.headers.get("content-length"))

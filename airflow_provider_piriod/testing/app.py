@@ -11,7 +11,7 @@ Control (no auth, loopback only, never logged):
     GET    /__emulator__/                  workspace, token, counts
     GET    /__emulator__/requests          request log;  DELETE clears it
     POST   /__emulator__/faults            add a fault;  DELETE clears them
-    POST   /__emulator__/customers         create a customer
+    POST   /__emulator__/customers         create a customer (now, or after_seconds / after_requests)
     GET    /__emulator__/customers         every record (raw JSON), ?test_mode=true for test data
     GET    /__emulator__/customers/{id}    one record
     PATCH  /__emulator__/customers/{id}    change fields now or later (after_seconds / after_requests)
@@ -45,10 +45,10 @@ FAULT_KINDS = (
     "invalid_json",    # 200 with an HTML body
     "non_object",      # 200 with a JSON list instead of an object
     "missing_results", # list page without its `results` key
-    "next_host",       # list page whose `next` points at another host
+    "next_host",       # list page whose `next` points at another host (`host`, default elsewhere.invalid)
     "next_scheme",     # list page whose `next` flips http <-> https
     "next_loop",       # list page whose `next` points back at the same page
-    "redirect",        # 302 to another host
+    "redirect",        # 302 to another host (`host`, default elsewhere.invalid)
 )
 ORDERING_FIELDS = ("created", "updated", "name", "email", "id", "status", "tax_id")
 EXACT_FIELDS = ("id", "name", "email", "tax_id", "currency", "status", "reference", "manager", "zip_code",
@@ -74,6 +74,7 @@ class Fault:
     body: str | None = None          # body override for status faults
     chunk_delay: float = 0.2
     seconds: float = 30.0
+    host: str = "elsewhere.invalid"  # where next_host and redirect faults point
     id: int = 0
     hits: int = 0
 
@@ -91,7 +92,7 @@ class Fault:
 
 @dataclass
 class PendingChange:
-    customer_id: str
+    customer_id: str | None  # None: create a customer with ``fields``
     fields: dict[str, Any]
     due_time: float | None = None
     due_request: int | None = None
@@ -208,7 +209,7 @@ class EmulatorState:
         return None
 
     def schedule_change(self, change: PendingChange) -> None:
-        if change.customer_id not in self._records:
+        if change.customer_id is not None and change.customer_id not in self._records:
             raise KeyError(change.customer_id)
         self.pending.append(change)
 
@@ -218,7 +219,10 @@ class EmulatorState:
         now = time.monotonic()
         for change in [c for c in self.pending if c.is_due(number, now)]:
             self.pending.remove(change)
-            self.update_customer(change.customer_id, change.fields)
+            if change.customer_id is None:
+                self.create_customer(dict(change.fields))
+            else:
+                self.update_customer(change.customer_id, change.fields)
 
     def reset(self) -> None:
         self.request_count = 0
@@ -448,6 +452,8 @@ class EmulatorApp:
                 return json_response(200, {"reset": True})
             if route == "customers":
                 if method == "POST":
+                    if "after_seconds" in payload or "after_requests" in payload:
+                        return self._schedule(None, payload)
                     workspace = payload.pop("workspace", None)
                     return json_response(201, state.create_customer(payload, workspace=workspace))
                 test_mode = dict(parse_qsl(query.decode())).get("test_mode", "false") == "true"
@@ -457,24 +463,24 @@ class EmulatorApp:
                 if customer_id not in state._records:
                     return json_response(404, {"detail": f"no customer {customer_id!r}"})
                 if method == "PATCH":
-                    return self._patch(customer_id, payload)
+                    if "after_seconds" in payload or "after_requests" in payload:
+                        return self._schedule(customer_id, payload)
+                    return json_response(200, state.update_customer(customer_id, payload))
                 return json_response(200, state._records[customer_id])
         except (TypeError, ValueError, KeyError) as exc:
             return json_response(400, {"detail": f"{type(exc).__name__}: {exc}"})
         return json_response(404, {"detail": f"no control route {method} {path}"})
 
-    def _patch(self, customer_id: str, payload: dict[str, Any]) -> Response:
+    def _schedule(self, customer_id: str | None, payload: dict[str, Any]) -> Response:
+        """Create (``customer_id`` None) or change a customer once a time or a request count is reached."""
         after_seconds = payload.pop("after_seconds", None)
         after_requests = payload.pop("after_requests", None)
-        if after_seconds is None and after_requests is None:
-            return json_response(200, self.state.update_customer(customer_id, payload))
-        change = PendingChange(
+        self.state.schedule_change(PendingChange(
             customer_id,
             payload,
             due_time=None if after_seconds is None else time.monotonic() + float(after_seconds),
             due_request=None if after_requests is None else self.state.request_count + int(after_requests),
-        )
-        self.state.schedule_change(change)
+        ))
         return json_response(202, {"scheduled": True})
 
 
@@ -561,7 +567,7 @@ def _fault_response(fault: Fault, headers: dict[str, str]) -> Response:
         return Response(200, b"<html><body>Maintenance</body></html>", [], "text/html")
     if fault.kind == "non_object":
         return json_response(200, ["not", "an", "object"])
-    return json_response(302, {}, [("Location", "https://elsewhere.invalid/customers/")])  # redirect
+    return json_response(302, {}, [("Location", f"http://{fault.host}/customers/")])  # redirect
 
 
 def _rewrite(fault: Fault, response: Response, path: str, query: str, headers: dict[str, str]) -> Response:
@@ -579,7 +585,7 @@ def _rewrite(fault: Fault, response: Response, path: str, query: str, headers: d
             if fault.kind == "next_scheme":
                 page["next"] = f"{'https' if scheme == 'http' else 'http'}://{rest}"
             else:
-                page["next"] = f"{scheme}://elsewhere.invalid/{rest.partition('/')[2]}"
+                page["next"] = f"{scheme}://{fault.host}/{rest.partition('/')[2]}"
         return json_response(200, page)
     return response
 

@@ -210,20 +210,22 @@ class PiriodEmulator:
     def customer(self, customer_id: str) -> dict[str, Any]:
         return self._control("GET", f"customers/{quote(customer_id, safe='')}")
 
-    def create_customer(self, **fields: Any) -> dict[str, Any]:
-        """Create a customer now (``status="pending"``, ``test_mode=True``, any field); returns its JSON."""
-        return self._control("POST", "customers", fields)
+    def create_customer(
+        self, *, after_seconds: float | None = None, after_requests: int | None = None, **fields: Any
+    ) -> dict[str, Any]:
+        """
+        Create a customer (``status="pending"``, ``test_mode=True``, any field) and return its JSON;
+        or, with ``after_seconds`` / ``after_requests``, create it later (as a signup during a DAG run).
+        """
+        return self._control("POST", "customers", _with_timing(fields, after_seconds, after_requests))
 
     def update_customer(
         self, customer_id: str, *, after_seconds: float | None = None, after_requests: int | None = None, **fields: Any
     ) -> dict[str, Any]:
         """Change fields now, or once ``after_seconds`` pass / ``after_requests`` more API requests arrive."""
-        payload = dict(fields)
-        if after_seconds is not None:
-            payload["after_seconds"] = after_seconds
-        if after_requests is not None:
-            payload["after_requests"] = after_requests
-        return self._control("PATCH", f"customers/{quote(customer_id, safe='')}", payload)
+        return self._control(
+            "PATCH", f"customers/{quote(customer_id, safe='')}", _with_timing(fields, after_seconds, after_requests)
+        )
 
     def add_fault(self, kind: str, **spec: Any) -> dict[str, Any]:
         """Inject a fault (see ``FAULT_KINDS`` in :mod:`airflow_provider_piriod.testing.app`)."""
@@ -242,3 +244,12 @@ class PiriodEmulator:
     def reset(self) -> None:
         """Forget requests, faults and pending changes; the data stays as it is."""
         self._control("POST", "reset")
+
+
+def _with_timing(fields: dict[str, Any], after_seconds: float | None, after_requests: int | None) -> dict[str, Any]:
+    payload = dict(fields)
+    if after_seconds is not None:
+        payload["after_seconds"] = after_seconds
+    if after_requests is not None:
+        payload["after_requests"] = after_requests
+    return payload

@@ -332,10 +332,11 @@ def test_a_body_that_never_finishes_hits_the_total_deadline(monkeypatch, piriod_
     assert time.monotonic() - started < 2
 
 
-def test_oversized_bodies_are_refused(hook, piriod_emulator, monkeypatch):
-    monkeypatch.setattr(PiriodHook, "max_response_bytes", 1000)
-    with pytest.raises(PiriodResponseError, match="exceeds the 1000-byte limit"):
-        hook.list_customers(page_size=100)
+def test_oversized_bodies_are_refused(piriod_emulator, monkeypatch):
+    use_connection(monkeypatch, piriod_emulator, extra={"max_response_bytes": 8192})
+    with pytest.raises(PiriodResponseError, match="exceeds the 8192-byte limit"):
+        PiriodHook().list_customers(page_size=100)
+    assert len(PiriodHook().list_customers(page_size=1)) == len(piriod_emulator.customers())  # small pages fit
 
 
 # ---------------------------------------------------------------------- answers that break the contract

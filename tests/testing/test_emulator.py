@@ -24,12 +24,13 @@ def strict(definition: str) -> jsonschema.Draft202012Validator:
     return jsonschema.Draft202012Validator({**schema, "$ref": f"#/$defs/{definition}"}, format_checker=FORMATS)
 
 
-def api(emulator, path="/customers/", *, token=None, workspace=None, test_mode=None, **params):
+def api(emulator, path="/customers/", *, token=None, workspace=None, test_mode=None, allow_redirects=True, **params):
     headers = {"Authorization": f"Token {emulator.token if token is None else token}",
                "x-simple-workspace": emulator.workspace if workspace is None else workspace}
     if test_mode is not None:
         headers["x-piriod-test-mode"] = test_mode
-    return requests.get(f"{emulator.url}{path}", headers=headers, params=params, timeout=10)
+    return requests.get(f"{emulator.url}{path}", headers=headers, params=params, timeout=10,
+                        allow_redirects=allow_redirects)
 
 
 @pytest.fixture(scope="module")

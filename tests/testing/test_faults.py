@@ -106,7 +106,7 @@ def test_redirect_fault_points_elsewhere(piriod_emulator):
     piriod_emulator.add_fault("redirect")
     response = requests.get(f"{piriod_emulator.url}/customers/", allow_redirects=False, timeout=5)
     assert response.status_code == 302
-    assert response.headers["Location"].startswith("https://elsewhere.invalid/")
+    assert response.headers["Location"] == "http://elsewhere.invalid/customers/"
 
 
 def test_unknown_fault_kind_is_refused(piriod_emulator):
@@ -121,3 +121,18 @@ def test_reset_forgets_requests_faults_and_counter(piriod_emulator):
     assert piriod_emulator.requests() == []
     assert api(piriod_emulator).status_code == 200
     assert piriod_emulator.requests()[0]["n"] == 1
+
+
+def test_a_customer_created_mid_scan_shifts_later_pages(piriod_emulator):
+    first = api(piriod_emulator, page_size=5).json()
+    piriod_emulator.create_customer(after_requests=1, name="Signup Mid Scan SpA")
+    second = api(piriod_emulator, page_size=5, page=2).json()
+    assert second["results"][0] == first["results"][-1]  # offset paging repeats an item
+    assert second["count"] == first["count"] + 1
+
+
+def test_next_host_and_redirect_can_point_at_a_chosen_host(piriod_emulator):
+    piriod_emulator.add_fault("next_host", host="127.0.0.1:9")
+    assert api(piriod_emulator, page_size=5).json()["next"].startswith("http://127.0.0.1:9/customers/?")
+    piriod_emulator.add_fault("redirect", host="127.0.0.1:9")
+    assert api(piriod_emulator, allow_redirects=False).headers["Location"] == "http://127.0.0.1:9/customers/"

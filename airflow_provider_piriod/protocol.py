@@ -57,7 +57,16 @@ def validate_customer_id(customer_id: Any, argument: str = "customer_id") -> str
         raise PiriodInputError(f"{argument} {customer_id!r} is not a valid id")
     if len(customer_id) > MAX_ID_LENGTH:
         raise PiriodInputError(f"{argument} is {len(customer_id)} characters long (at most {MAX_ID_LENGTH})")
+    _check_encodable(customer_id, argument)
     return customer_id
+
+
+def _check_encodable(text: str, argument: str) -> None:
+    """Lone surrogates (from broken decoding upstream) cannot be sent in a URL."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise PiriodInputError(f"{argument} is not valid Unicode text (it holds a lone surrogate)") from None
 
 
 def validate_customer_ids(customer_ids: Any, argument: str = "customer_ids") -> list[str]:
@@ -99,7 +108,9 @@ def filter_params(filters: Mapping[str, Any] | None) -> dict[str, str]:
             raise PiriodInputError(f"filters: every key must be a non-empty string, got {key!r}")
         if key in RESERVED_PARAMS:
             raise PiriodInputError(f"filters: {key!r} is set by the hook (use page_size=...), not a filter")
+        _check_encodable(key, f"filters key {key!r}")
         params[key] = _filter_value(key, value)
+        _check_encodable(params[key], f"filters[{key!r}]")
     return params
 
 

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import sqlite3
 from datetime import datetime, timezone
+from pathlib import Path
 
 import pytest
 
@@ -158,3 +160,48 @@ def test_wait_for_activation_defers_until_the_customer_flips_to_active(piriod_em
     polls = [e["time"] for e in piriod_emulator.requests() if e["path"] == f"/customers/{signup['id']}/"]
     assert len(polls) == 4  # sensor check, two trigger polls, the operator's fetch
     assert polls[2] - polls[1] >= 4.5  # the trigger slept its poke_interval (5 s) between polls
+
+
+@pytest.mark.piriod_emulator(customers=300)
+def test_fifty_mapped_tasks_fetch_their_customers(piriod_emulator):
+    dag_run = load_dag("example_piriod_fan_out").test(run_conf={"country": "CL", "limit": 50})
+    assert dag_run.state == "success"
+    values = return_values(dag_run.run_id)
+    ids = values[("pick_customer_ids", -1)]
+    records = {r["id"]: r for r in piriod_emulator.customers()}
+    assert len(ids) == len(set(ids)) == 50
+    assert [values[("fetch_customer", index)] for index in range(50)] == [records[i] for i in ids]
+    assert sum(values[("summarize", -1)].values()) == 50
+
+
+def test_the_token_never_reaches_logs_rendered_templates_or_xcom(piriod_emulator, monkeypatch, capfd, fast_retries):
+    from airflow.models.renderedtifields import RenderedTaskInstanceFields
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    token = piriod_emulator.token
+    record = piriod_emulator.customers()[0]
+    lookup = load_dag("example_piriod_customer_lookup")
+    assert lookup.test(run_conf={"customer_id": record["id"]}).state == "success"
+    assert load_dag("example_piriod_fan_out").test(run_conf={"country": "MX", "limit": 3}).state == "success"
+    # a proxy that echoes the request headers into its error page, on every request
+    monkeypatch.setenv("AIRFLOW_CONN_PIRIOD_DEFAULT", json.dumps(dict(piriod_emulator.connection, extra={"max_retries": 1})))
+    piriod_emulator.add_fault("status", status=502, times=None, body=f"upstream saw Authorization: Token {token}")
+    failed = lookup.test(run_conf={"customer_id": record["id"]})
+    assert failed.state == "failed"
+
+    output = "".join(capfd.readouterr())
+    assert "returned 502" in output and "***" in output  # the failure was logged, with the token cut out
+    # dag.test() sends task logs to stdout (captured above); every file Airflow wrote is searched too,
+    # the metadata database included
+    airflow_files = [p for p in Path(os.environ["AIRFLOW_HOME"]).rglob("*") if p.is_file()]
+    assert any(p.name == "airflow.db" for p in airflow_files)
+    with create_session() as session:
+        stored = [json.dumps(v, default=str) for v in session.scalars(select(XComModel.value))]
+        stored += [json.dumps(v, default=str) for v in session.scalars(select(RenderedTaskInstanceFields.rendered_fields))]
+    assert stored, "expected XComs and rendered fields to inspect"
+    leaks = [str(p) for p in airflow_files if token.encode() in p.read_bytes()]
+    leaks += [text[:80] for text in stored if token in text]
+    leaks += ["captured output"] if token in output else []
+    assert leaks == []

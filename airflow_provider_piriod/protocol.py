@@ -189,8 +189,9 @@ def retry_delay(
 ) -> float:
     """Seconds before retry ``attempt`` (1-based): Retry-After when given (capped), else exponential with jitter."""
     if retry_after is not None:
-        # spread clients a little so they do not all come back in the same instant
-        return min(retry_after, retry_after_cap) + random.uniform(0, min(1.0, base))
+        # spread clients a little (up to 10 %) so they do not all come back in the same instant
+        wait = min(retry_after, retry_after_cap)
+        return wait + random.uniform(0, 0.1 * wait + 0.01)
     ceiling = min(cap, base * (2 ** (attempt - 1)))
     return ceiling / 2 + random.uniform(0, ceiling / 2)
 

@@ -124,8 +124,9 @@ def test_backoff_grows_exponentially_with_jitter_and_a_cap():
 
 
 def test_backoff_honours_retry_after_up_to_its_cap():
-    assert 5 <= retry_delay(1, base=0.5, cap=30, retry_after=5) <= 5.5
-    assert 60 <= retry_delay(1, base=0.5, cap=30, retry_after=900, retry_after_cap=60) <= 60.5
+    assert 5 <= retry_delay(1, base=0.5, cap=30, retry_after=5) <= 5.51
+    assert 60 <= retry_delay(1, base=0.5, cap=30, retry_after=900, retry_after_cap=60) <= 66.01
+    assert 0 <= retry_delay(1, base=0.5, cap=30, retry_after=0) <= 0.01
 
 
 def _error(status, body, headers=None, reason="Reason"):

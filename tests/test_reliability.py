@@ -43,9 +43,13 @@ FAILS = {
     "oversized body": (None, {"max_response_bytes": 4096}, PiriodResponseError, "exceeds the 4096-byte limit"),
 }
 LIST_FAILS = {
-    "page without results": ({"kind": "missing_results", "nth": 2}, {}, PiriodResponseError, "without a 'results' list"),
-    "next link back to a page already read": ({"kind": "next_loop", "nth": 3}, {}, PiriodResponseError, "already read"),
-    "next link to another host": ({"kind": "next_host", "nth": 2}, {}, PiriodResponseError, "refusing to follow 'next'"),
+    "page without results": ({"kind": "missing_results", "query": "page=2"}, {}, PiriodResponseError,
+                             "without a 'results' list"),
+    # next links are followed page after page when max_workers=1 (with more, pages are fetched by number)
+    "next link back to a page already read": ({"kind": "next_loop", "nth": 3}, {"workers": 1}, PiriodResponseError,
+                                              "already read"),
+    "next link to another host": ({"kind": "next_host", "nth": 2}, {"workers": 1}, PiriodResponseError,
+                                  "refusing to follow 'next'"),
 }
 
 
@@ -54,8 +58,12 @@ def _quick_backoff(fast_retries):
     """Retries in milliseconds (Retry-After values are still honoured as given)."""
 
 
-def connect(monkeypatch, emulator, extras):
+def connect(monkeypatch, emulator, extras) -> int:
+    """Point piriod_default at the emulator with ``extras``; returns the operator's max_workers to use."""
+    extras = dict(extras)
+    workers = extras.pop("workers", 8)
     monkeypatch.setenv("AIRFLOW_CONN_PIRIOD_DEFAULT", json.dumps(dict(emulator.connection, extra=extras)))
+    return workers
 
 
 def by_id(records):
@@ -106,21 +114,22 @@ def _fault(emulator, spec):
 @pytest.mark.parametrize("scenario", {**FAILS, **LIST_FAILS})
 def test_operator_list_to_file_fails_cleanly(piriod_emulator, monkeypatch, tmp_path, scenario):
     spec, extras, error, words = {**FAILS, **LIST_FAILS}[scenario]
-    connect(monkeypatch, piriod_emulator, extras)
+    workers = connect(monkeypatch, piriod_emulator, extras)
     _fault(piriod_emulator, spec)
     target = tmp_path / "out" / "customers.ndjson"
     with pytest.raises(error, match=words):
-        PiriodCustomerOperator(task_id="t", filters={}, page_size=10, output_path=f"file://{target}").execute({})
+        PiriodCustomerOperator(task_id="t", filters={}, page_size=10, max_workers=workers,
+                               output_path=f"file://{target}").execute({})
     assert list((tmp_path / "out").iterdir()) == []  # no file under the final name, no partial leftovers
 
 
 @pytest.mark.parametrize("scenario", {**FAILS, **LIST_FAILS})
 def test_operator_list_to_xcom_fails_without_a_value(piriod_emulator, monkeypatch, scenario):
     spec, extras, error, words = {**FAILS, **LIST_FAILS}[scenario]
-    connect(monkeypatch, piriod_emulator, extras)
+    workers = connect(monkeypatch, piriod_emulator, extras)
     _fault(piriod_emulator, spec)
     with pytest.raises(error, match=words):
-        PiriodCustomerOperator(task_id="t", filters={}, page_size=10).execute({})
+        PiriodCustomerOperator(task_id="t", filters={}, page_size=10, max_workers=workers).execute({})
 
 
 @pytest.mark.parametrize("scenario", FAILS)
@@ -161,7 +170,7 @@ def test_the_authorization_header_never_reaches_another_host(piriod_emulator, ki
     with PiriodEmulator(customers=3) as elsewhere:
         piriod_emulator.add_fault(kind, host=elsewhere.url.removeprefix("http://"), times=None)
         with pytest.raises(PiriodResponseError):
-            PiriodCustomerOperator(task_id="t", filters={}, page_size=5).execute({})
+            PiriodCustomerOperator(task_id="t", filters={}, page_size=5, max_workers=1).execute({})
         assert elsewhere.requests() == []
 
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Iterator, Mapping
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from functools import cached_property
+from itertools import islice
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -59,20 +61,73 @@ class _TokenAuth(requests.auth.AuthBase):
         return "<TokenAuth ***>"
 
 
-class _SharedPause:
-    """A pause every worker of one hook honours, so one 429 slows all of them down."""
+class _Throttle:
+    """
+    Shared by every worker of one hook: how fast, and how many at once, requests may go out.
 
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._until = 0.0
+    * A ``Retry-After`` pauses all workers, not just the one that was told.
+    * The number of requests in flight starts at 4 and grows by one per success (doubling every
+      round trip) up to ``max_workers``, as TCP slow start does. A 429 halves it (once per burst of
+      429s); from then on each success adds ``1/limit``, about one slot per round trip.
+    * A 429 also starts pacing: request starts are spaced at the rate Piriod accepted over the last
+      second; each success then shortens the gap by 1 % to find out whether more is allowed.
 
-    def extend(self, seconds: float) -> None:
-        with self._lock:
-            self._until = max(self._until, time.monotonic() + seconds)
+    A rate-limited Piriod therefore sees the hook settle just under the rate it allows, instead of
+    every worker retrying into the limit.
+    """
 
-    def wait(self) -> None:
-        while (remaining := self._until - time.monotonic()) > 0:
-            time.sleep(remaining)
+    def __init__(self, ceiling: int = MAX_WORKERS, start: int = 4) -> None:
+        self._ready = threading.Condition()
+        self._ceiling = float(ceiling)
+        self._limit = float(min(start, ceiling))
+        self._slow_start = True
+        self._in_flight = 0
+        self._paused_until = 0.0
+        self._gap = 0.0  # seconds between request starts; 0 until Piriod throttles
+        self._next_start = 0.0
+        self._recent_successes: deque[float] = deque()
+        self._round = 0  # bumped on every decrease, so one burst of 429s counts once
+
+    @property
+    def limit(self) -> float:
+        return self._limit
+
+    def acquire(self) -> int:
+        """Wait for the pause, a free slot and the pacing gap; returns the round the request belongs to."""
+        with self._ready:
+            while True:
+                now = time.monotonic()
+                wait = max(self._paused_until, self._next_start) - now
+                if wait > 0:
+                    self._ready.wait(wait)
+                elif self._in_flight >= max(1, int(self._limit)):
+                    self._ready.wait()
+                else:
+                    self._in_flight += 1
+                    self._next_start = now + self._gap
+                    return self._round
+
+    def release(self, round_: int, *, throttled: bool = False, pause: float | None = None) -> None:
+        with self._ready:
+            now = time.monotonic()
+            self._in_flight -= 1
+            if pause:
+                self._paused_until = max(self._paused_until, now + pause)
+            recent = self._recent_successes
+            while recent and recent[0] < now - 1.0:
+                recent.popleft()
+            if throttled:
+                if round_ == self._round:
+                    self._limit = max(1.0, min(self._limit, self._in_flight + 1) / 2)
+                    if len(recent) >= 2:  # the rate Piriod just accepted
+                        self._gap = max(self._gap, max(now - recent[0], 1e-3) / len(recent))
+                    self._round += 1
+                    self._slow_start = False
+            else:
+                recent.append(now)
+                self._limit = min(self._ceiling, self._limit + (1 if self._slow_start else 1 / self._limit))
+                self._gap *= 0.99
+            self._ready.notify_all()
 
 
 class _PageWalk:
@@ -168,7 +223,7 @@ class PiriodHook(_RetryPolicy, BaseHook):
         self._test_mode = test_mode
         self._timeout = timeout
         self._max_retries = max_retries
-        self._pause = _SharedPause()
+        self._throttle = _Throttle()
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(piriod_conn_id={self.piriod_conn_id!r})"
@@ -228,10 +283,29 @@ class PiriodHook(_RetryPolicy, BaseHook):
         found = self._fetch_all(unique, workers, ignore_missing)
         return [found[customer_id] for customer_id in ids if customer_id in found]
 
-    def iter_customers(self, filters: Mapping[str, Any] | None = None, *, page_size: int = 100) -> Iterator[Customer]:
-        """Yield every customer matching ``filters``, one page in memory at a time, following ``next`` to the end."""
+    def iter_customers(
+        self, filters: Mapping[str, Any] | None = None, *, page_size: int = 100, max_workers: int = 1
+    ) -> Iterator[Customer]:
+        """
+        Yield every customer matching ``filters``, in Piriod's order, each once.
+
+        With ``max_workers=1`` (the default) pages are read one after another by following
+        ``next``. With more, the first page's ``count`` tells how many pages there are and up to
+        ``max_workers`` of them are fetched at once over the pooled session; they are still yielded
+        in order, and at most ``max_workers`` pages are held in memory.
+        """
+        return (Customer.from_json(item) for item in self.iter_customer_json(
+            filters, page_size=page_size, max_workers=max_workers))
+
+    def iter_customer_json(
+        self, filters: Mapping[str, Any] | None = None, *, page_size: int = 100, max_workers: int = 1
+    ) -> Iterator[dict[str, Any]]:
+        """Like :meth:`iter_customers`, but the JSON objects as Piriod sent them, without building models.
+
+        The fastest way to export customers (what the operator streams to XCom and files).
+        """
         params = {**filter_params(filters), "page_size": str(validate_page_size(page_size))}
-        return self._iter_customers(params)
+        return self._iter_json(params, validate_max_workers(max_workers))
 
     def list_customers(self, filters: Mapping[str, Any] | None = None, **kwargs: Any) -> list[Customer]:
         """All customers matching ``filters`` as a list (see :meth:`iter_customers`)."""
@@ -260,18 +334,69 @@ class PiriodHook(_RetryPolicy, BaseHook):
     def _url(self, path: str) -> str:
         return f"{self.settings.base_url}{path}"
 
-    def _iter_customers(self, params: dict[str, str]) -> Iterator[Customer]:
-        url: str | None = self._url(CUSTOMERS_PATH)
-        query: dict[str, str] | None = params
+    def _iter_json(self, params: dict[str, str], workers: int) -> Iterator[dict[str, Any]]:
         pages = _PageWalk(self.settings.base_url)
-        while url:
-            path = urlsplit(url).path
-            page = check_page(self._request_json(url, query), "GET", path)
+        url = self._url(CUSTOMERS_PATH)
+        page = check_page(self._request_json(url, params), "GET", CUSTOMERS_PATH)
+        for item in pages.fresh(page["results"], CUSTOMERS_PATH):
+            yield item
+        if workers > 1 and page.get("next"):
+            page_size = int(params["page_size"])
+            last_page = -(-page["count"] // page_size)
+            for number, page in self._pages_in_parallel(url, params, range(2, last_page + 1), workers):
+                if page is None:
+                    self._confirm_list_ends_before(number, params, page_size)
+                    break
+                for item in pages.fresh(page["results"], CUSTOMERS_PATH):
+                    yield item
+        # follow `next` from the last page read: all of them sequentially, or any that appeared
+        # while the parallel pages were read (customers created meanwhile push items further)
+        next_url = pages.next_url(page, CUSTOMERS_PATH) if page is not None else None
+        while next_url:
+            path = urlsplit(next_url).path
+            page = check_page(self._request_json(next_url), "GET", path)  # next links carry the query
             for item in pages.fresh(page["results"], path):
-                yield Customer.from_json(item)
-            url = pages.next_url(page, path)
-            query = None  # next links carry the whole query
+                yield item
+            next_url = pages.next_url(page, path)
         pages.report(self.log)
+
+    def _confirm_list_ends_before(self, number: int, params: dict[str, str], page_size: int) -> None:
+        """Page ``number`` answered 404: fine if a fresh count agrees the list got shorter, else an error."""
+        query = {**params, "page_size": "1"}
+        count = check_page(self._request_json(self._url(CUSTOMERS_PATH), query), "GET", CUSTOMERS_PATH)["count"]
+        if count > (number - 1) * page_size:
+            raise PiriodResponseError(
+                f"Piriod GET {CUSTOMERS_PATH}: page {number} answered 404 although {count} customers match "
+                f"at {page_size} per page; refusing to return a partial list"
+            )
+        self.log.info("Piriod's list shrank to %d customers while it was read; it ends before page %d", count, number)
+
+    def _pages_in_parallel(
+        self, url: str, params: dict[str, str], numbers: range, workers: int
+    ) -> Iterator[tuple[int, dict[str, Any] | None]]:
+        """``(number, page)`` for pages fetched ``workers`` at a time, in order; page None if it is gone (404)."""
+
+        def fetch(number: int) -> dict[str, Any] | None:
+            try:
+                return check_page(self._request_json(url, {**params, "page": str(number)}), "GET", CUSTOMERS_PATH)
+            except PiriodNotFoundError:
+                return None
+
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="piriod-pages") as pool:
+            window: deque = deque()
+            queued = iter(numbers)
+            try:
+                for number in islice(queued, workers):
+                    window.append((number, pool.submit(fetch, number)))
+                while window:
+                    number, future = window.popleft()
+                    page = future.result()
+                    for later in islice(queued, 1):
+                        window.append((later, pool.submit(fetch, later)))
+                    yield number, page
+            finally:
+                for _, future in window:
+                    future.cancel()
 
     def _fetch_all(self, ids: list[str], workers: int, ignore_missing: bool) -> dict[str, Customer]:
         def fetch(customer_id: str) -> Customer | None:
@@ -300,19 +425,27 @@ class PiriodHook(_RetryPolicy, BaseHook):
         """The one request funnel: GET with deadline, retries on transient failures, typed errors."""
         attempts = self.settings.max_retries + 1
         for attempt in range(1, attempts + 1):
-            self._pause.wait()
+            round_ = self._throttle.acquire()
             try:
-                return self._send(url, params)
+                result = self._send(url, params)
             except TRANSIENT_ERRORS as exc:
+                throttled = isinstance(exc, PiriodRateLimitError)
+                asked_to_wait = throttled or getattr(exc, "retry_after", None) is not None
+                delay = self._retry_delay(attempt, exc)
+                # the server asked everyone to wait, not just this worker
+                self._throttle.release(round_, throttled=throttled, pause=delay if asked_to_wait else None)
                 if attempt == attempts:
                     raise
-                delay = self._retry_delay(attempt, exc)
-                if getattr(exc, "retry_after", None) is not None or isinstance(exc, PiriodRateLimitError):
-                    self._pause.extend(delay)  # the server asked everyone to wait, not just this worker
                 self.log.warning(
                     "Piriod request attempt %d of %d failed (%s); retrying in %.2f s", attempt, attempts, exc, delay
                 )
                 time.sleep(delay)
+            except BaseException:
+                self._throttle.release(round_)
+                raise
+            else:
+                self._throttle.release(round_)
+                return result
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _send(self, url: str, params: Mapping[str, str] | None) -> Any:

@@ -48,7 +48,8 @@ class PiriodCustomerOperator(BaseOperator):
     :param ignore_missing: leave out ids Piriod does not know (a single missing id returns ``None``)
         instead of failing.
     :param output_path: write NDJSON here and return ``{"path", "count"}`` (templated).
-    :param max_workers: concurrent requests for ``customer_ids`` (1 to 64).
+    :param max_workers: concurrent requests: ids for ``customer_ids``, pages for ``filters`` (1 to 64;
+        1 reads pages one after another by following ``next``).
     :param page_size: customers per list request for ``filters`` (1 to 100).
     :param piriod_conn_id: the ``piriod`` connection (templated).
     :param test_mode: override the connection's ``test_mode``.
@@ -121,7 +122,7 @@ class PiriodCustomerOperator(BaseOperator):
             )
             self.log.info("Retrieved %d of %d Piriod customers by id", len(customers), len(self.customer_ids))
             return [customer.to_json() for customer in customers]
-        return (customer.to_json() for customer in self.hook.iter_customers(self.filters, page_size=self.page_size))
+        return self.hook.iter_customer_json(self.filters, page_size=self.page_size, max_workers=self.max_workers)
 
     def _write_ndjson(self, output_path: str, customers: Iterable[dict[str, Any]]) -> dict[str, Any]:
         """Stream NDJSON to a temporary name beside ``output_path``, then move it into place."""

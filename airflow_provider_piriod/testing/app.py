@@ -16,6 +16,7 @@ Control (no auth, loopback only, never logged):
     GET    /__emulator__/customers/{id}    one record
     PATCH  /__emulator__/customers/{id}    change fields now or later (after_seconds / after_requests)
     PUT    /__emulator__/latency           {"ms": 20}
+    PUT    /__emulator__/rate_limit        {"per_second": 200, "burst": 20}; 0 turns it off
     POST   /__emulator__/reset             clear log, faults, pending changes and the request counter
 """
 
@@ -67,6 +68,7 @@ class DropConnection(Exception):
 class Fault:
     kind: str
     path: str | None = None          # exact path, or a prefix when it ends with "*"
+    query: str | None = None         # parameters the request must carry, e.g. "page=3"
     nth: int | None = None           # the Nth API request since start or reset (1-based)
     times: int | None = 1            # how many requests it hits; None = every matching one
     status: int = 503
@@ -78,10 +80,12 @@ class Fault:
     id: int = 0
     hits: int = 0
 
-    def matches(self, number: int, path: str) -> bool:
+    def matches(self, number: int, path: str, query: str = "") -> bool:
         if self.times is not None and self.hits >= self.times:
             return False
         if self.nth is not None and number != self.nth:
+            return False
+        if self.query is not None and not set(parse_qsl(self.query)) <= set(parse_qsl(query)):
             return False
         if self.path is not None:
             if self.path.endswith("*"):
@@ -115,6 +119,30 @@ def json_response(status: int, data: Any, headers: list[tuple[str, str]] | None 
     return Response(status, json.dumps(data, ensure_ascii=False).encode(), headers or [])
 
 
+class TokenBucket:
+    """``rate`` requests per second with bursts up to ``burst``; beyond that, 429 with Retry-After.
+
+    Retry-After is the time until the next token, in seconds with millisecond precision (Piriod
+    documents no rate limit; fractional values let clients pace themselves precisely).
+    """
+
+    def __init__(self, rate: float, burst: float | None = None) -> None:
+        self.rate = float(rate)
+        self.burst = float(burst) if burst else max(1.0, self.rate / 10)
+        self.tokens = self.burst
+        self.stamp = time.monotonic()
+
+    def take(self) -> float:
+        """0 if the request may pass, else seconds until it could."""
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return 0.0
+        return (1 - self.tokens) / self.rate
+
+
 class EmulatorState:
     """Customers of two workspaces (yours and a foreign one), faults, scheduled changes and the request log."""
 
@@ -126,6 +154,7 @@ class EmulatorState:
         token: str = "",
         workspace: str = "",
         latency_ms: float = 0.0,
+        rate_limit: float = 0.0,
         log_size: int = 100_000,
     ) -> None:
         rng = random.Random(f"workspace-{seed}")
@@ -134,6 +163,7 @@ class EmulatorState:
         self.other_token = "sk_test_" + make_id(rng, "other")
         self.other_workspace = make_id(rng, "acc_")
         self.latency = latency_ms / 1000.0
+        self.bucket = TokenBucket(rate_limit) if rate_limit else None
         self.request_count = 0
         self.requests: deque[dict[str, Any]] = deque(maxlen=log_size)
         self.faults: list[Fault] = []
@@ -201,9 +231,9 @@ class EmulatorState:
         self.faults.append(fault)
         return fault
 
-    def take_fault(self, number: int, path: str) -> Fault | None:
+    def take_fault(self, number: int, path: str, query: str = "") -> Fault | None:
         for fault in self.faults:
-            if fault.matches(number, path):
+            if fault.matches(number, path, query):
                 fault.hits += 1
                 return fault
         return None
@@ -352,7 +382,10 @@ class EmulatorApp:
         state.requests.append(entry)
         if state.latency:
             await asyncio.sleep(state.latency)
-        fault = state.take_fault(number, path)
+        fault = state.take_fault(number, path, query)
+        wait = state.bucket.take() if state.bucket and not fault else 0.0
+        if wait:
+            fault = Fault("status", status=429, retry_after=f"{max(wait, 0.001):.3f}")
         entry["fault"] = fault.kind if fault else None
         if fault and fault.kind in ("status", "invalid_json", "non_object", "redirect"):
             response = _fault_response(fault, headers)
@@ -444,6 +477,10 @@ class EmulatorApp:
                 if method == "POST":
                     return json_response(201, asdict(state.add_fault(**payload)))
                 return json_response(200, [asdict(f) for f in state.faults])
+            if route == "rate_limit" and method == "PUT":
+                per_second = float(payload.get("per_second") or 0)
+                state.bucket = TokenBucket(per_second, payload.get("burst")) if per_second else None
+                return json_response(200, {"per_second": per_second})
             if route == "latency" and method == "PUT":
                 state.latency = float(payload["ms"]) / 1000.0
                 return json_response(200, {"latency_ms": state.latency * 1000})

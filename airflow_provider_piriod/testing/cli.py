@@ -13,6 +13,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--customers", type=int, default=100, help="customers to generate")
     parser.add_argument("--seed", type=int, default=0, help="seed for the generated data")
     parser.add_argument("--latency-ms", type=float, default=0.0, help="delay added to every API request")
+    parser.add_argument("--rate-limit", type=float, default=0.0,
+                        help="requests per second before answering 429 with Retry-After (0 = no limit)")
     parser.add_argument("--token", default="", help="API token to accept (default: derived from the seed)")
     parser.add_argument("--workspace", default="", help="workspace id to serve (default: derived from the seed)")
     return parser.parse_args(argv)
@@ -24,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     from airflow_provider_piriod.testing.server import bind_loopback, make_server
 
     state = EmulatorState(customers=args.customers, seed=args.seed, latency_ms=args.latency_ms,
-                          token=args.token, workspace=args.workspace)
+                          rate_limit=args.rate_limit, token=args.token, workspace=args.workspace)
     sock = bind_loopback(args.port)
     url = f"http://127.0.0.1:{sock.getsockname()[1]}"
     conn = {"conn_type": "piriod", "host": url, "login": state.workspace, "password": state.token}

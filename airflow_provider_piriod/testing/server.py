@@ -74,13 +74,14 @@ class PiriodEmulator:
         customers: int = 100,
         seed: int = 0,
         latency_ms: float = 0.0,
+        rate_limit: float = 0.0,
         token: str = "",
         workspace: str = "",
         port: int = 0,
         in_process: bool = True,
     ) -> None:
-        self.options = {"customers": customers, "seed": seed, "latency_ms": latency_ms, "token": token,
-                        "workspace": workspace}
+        self.options = {"customers": customers, "seed": seed, "latency_ms": latency_ms, "rate_limit": rate_limit,
+                        "token": token, "workspace": workspace}
         self._port = port
         self._in_process = in_process
         self._server = None
@@ -153,7 +154,7 @@ class PiriodEmulator:
     def _start_process(self) -> None:
         command = [sys.executable, "-m", "airflow_provider_piriod.testing.cli", "--port", str(self._port),
                    "--customers", str(self.options["customers"]), "--seed", str(self.options["seed"]),
-                   "--latency-ms", str(self.options["latency_ms"])]
+                   "--latency-ms", str(self.options["latency_ms"]), "--rate-limit", str(self.options["rate_limit"])]
         if self.options["token"]:
             command += ["--token", self.options["token"]]
         if self.options["workspace"]:
@@ -240,6 +241,10 @@ class PiriodEmulator:
 
     def set_latency(self, ms: float) -> None:
         self._control("PUT", "latency", {"ms": ms})
+
+    def set_rate_limit(self, per_second: float, burst: float | None = None) -> None:
+        """Answer 429 (with Retry-After) beyond ``per_second`` requests per second; 0 turns it off."""
+        self._control("PUT", "rate_limit", {"per_second": per_second, "burst": burst})
 
     def reset(self) -> None:
         """Forget requests, faults and pending changes; the data stays as it is."""

@@ -467,3 +467,62 @@ def test_hook_is_usable_from_many_threads(hook, piriod_emulator):
     for t in threads:
         t.join()
     assert errors == []
+
+
+# ---------------------------------------------------------------------- bulk: parallel pages, throttle
+
+
+@pytest.mark.piriod_emulator(customers=1234, seed=8)
+@pytest.mark.parametrize(("page_size", "workers"), [(100, 2), (37, 8), (10, 32), (100, 64)])
+def test_parallel_pages_give_the_same_customers_in_the_same_order(hook, piriod_emulator, page_size, workers):
+    sequential = [c.id for c in hook.iter_customers({"country": "CL"}, page_size=page_size)]
+    parallel = [c.id for c in hook.iter_customers({"country": "CL"}, page_size=page_size, max_workers=workers)]
+    assert parallel == sequential
+    assert len(parallel) == len(set(parallel))
+    assert set(parallel) == {c["id"] for c in piriod_emulator.customers() if c["country"]["id"] == "CL"}
+
+
+@pytest.mark.piriod_emulator(customers=1100)
+def test_parallel_pages_are_fetched_concurrently_with_a_bounded_window(hook, piriod_emulator):
+    piriod_emulator.set_latency(100)
+    started = time.monotonic()
+    customers = hook.iter_customers(page_size=100, max_workers=4)
+    next(customers)  # page 1 only
+    assert len(piriod_emulator.requests()) == 1
+    rest = list(customers)
+    elapsed = time.monotonic() - started
+    pages = -(-len(piriod_emulator.customers()) // 100)
+    assert 1 + len(rest) == len(piriod_emulator.customers())
+    assert elapsed < 0.1 * (1 + -(-(pages - 1) // 4)) + 0.5  # far below the sequential pages * 100 ms
+    assert len(piriod_emulator.requests()) == pages
+
+
+@pytest.mark.piriod_emulator(customers=500)
+def test_a_customer_created_during_a_parallel_scan_is_not_duplicated(hook, piriod_emulator):
+    originals = {c["id"] for c in piriod_emulator.customers()}
+    piriod_emulator.create_customer(after_requests=2)
+    got = [c.id for c in hook.iter_customers(page_size=50, max_workers=8)]
+    assert len(got) == len(set(got))
+    assert originals <= set(got)
+
+
+@pytest.mark.piriod_emulator(customers=500)
+def test_a_page_that_answers_404_while_the_count_says_otherwise_is_an_error(hook, piriod_emulator):
+    piriod_emulator.add_fault("status", status=404, query="page=4", times=None)
+    with pytest.raises(PiriodResponseError, match="page 4 answered 404 although .* refusing to return a partial list"):
+        list(hook.iter_customers(page_size=50, max_workers=8))
+
+
+@pytest.mark.piriod_emulator(customers=2000, latency_ms=10)
+def test_a_rate_limited_piriod_sees_the_hook_slow_down(piriod_emulator):
+    piriod_emulator.set_rate_limit(100, burst=10)
+    ids = [c["id"] for c in piriod_emulator.customers()][:300]
+    hook = PiriodHook()
+    started = time.monotonic()
+    got = hook.get_customers(ids, max_workers=32)
+    elapsed = time.monotonic() - started
+    assert [c.id for c in got] == ids
+    statuses = [e["status"] for e in piriod_emulator.requests()]
+    assert statuses.count(429) / len(statuses) < 0.15  # without the throttle, most of 32 workers' requests bounce
+    assert elapsed < 300 / 100 * 1.5
+    assert hook._throttle.limit < 32

@@ -132,13 +132,15 @@ def test_ids_and_single_modes_write_ndjson_too(piriod_emulator, tmp_path):
 
 
 @pytest.mark.piriod_emulator(customers=300)
-def test_a_bad_page_mid_stream_leaves_no_file_and_no_leftovers(piriod_emulator, tmp_path, fast_retries, monkeypatch):
+@pytest.mark.parametrize("max_workers", [1, 8])
+def test_a_bad_page_mid_stream_leaves_no_file_and_no_leftovers(
+    piriod_emulator, tmp_path, fast_retries, monkeypatch, max_workers
+):
     monkeypatch.setenv("AIRFLOW_CONN_PIRIOD_DEFAULT", json.dumps(dict(piriod_emulator.connection, extra={"max_retries": 1})))
     target = tmp_path / "customers.ndjson"
-    piriod_emulator.add_fault("status", status=500, nth=3, times=None)
-    piriod_emulator.add_fault("status", status=500, nth=4, times=None)
+    piriod_emulator.add_fault("status", status=500, query="page=3", times=None)
     with pytest.raises(PiriodServerError):
-        op(filters={}, page_size=50, output_path=f"file://{target}").execute({})
+        op(filters={}, page_size=50, max_workers=max_workers, output_path=f"file://{target}").execute({})
     assert list(tmp_path.iterdir()) == []
 
 

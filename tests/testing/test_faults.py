@@ -136,3 +136,15 @@ def test_next_host_and_redirect_can_point_at_a_chosen_host(piriod_emulator):
     assert api(piriod_emulator, page_size=5).json()["next"].startswith("http://127.0.0.1:9/customers/?")
     piriod_emulator.add_fault("redirect", host="127.0.0.1:9")
     assert api(piriod_emulator, allow_redirects=False).headers["Location"] == "http://127.0.0.1:9/customers/"
+
+
+def test_rate_limit_answers_429_with_a_precise_retry_after(piriod_emulator):
+    piriod_emulator.set_rate_limit(20, burst=2)
+    statuses = [api(piriod_emulator) for _ in range(4)]
+    assert [r.status_code for r in statuses[:2]] == [200, 200]
+    limited = [r for r in statuses[2:] if r.status_code == 429]
+    assert limited and 0 < float(limited[0].headers["Retry-After"]) <= 0.05
+    time.sleep(0.1)
+    assert api(piriod_emulator).status_code == 200
+    piriod_emulator.set_rate_limit(0)
+    assert {api(piriod_emulator).status_code for _ in range(5)} == {200}

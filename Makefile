@@ -7,7 +7,7 @@ PIP_VERSION := 25.3
 PORT ?= 8765
 CUSTOMERS ?= 500
 
-.PHONY: help install test demo emulator clean
+.PHONY: help install test demo bench emulator clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -25,6 +25,9 @@ test: install  ## run the whole test suite
 
 demo: install  ## run the customer lookup example DAG against the emulator and print the XCom
 	$(BIN)/python scripts/demo.py
+
+bench: install  ## measure the provider against the generic routes (prints one table, ~3 minutes)
+	$(BIN)/python benchmarks/run.py
 
 emulator: install  ## serve the Piriod emulator on 127.0.0.1:$(PORT) until Ctrl-C
 	$(BIN)/piriod-emulator --port $(PORT) --customers $(CUSTOMERS)

@@ -410,6 +410,7 @@ class PiriodHook(_RetryPolicy, BaseHook):
         if workers == 1 or len(ids) <= 1:
             results = [fetch(customer_id) for customer_id in ids]
         else:
+            self.get_conn()  # build settings and session once, before the threads share them
             with ThreadPoolExecutor(max_workers=min(workers, len(ids)), thread_name_prefix="piriod") as pool:
                 futures = [pool.submit(fetch, customer_id) for customer_id in ids]
                 done, pending = wait(futures, return_when=FIRST_EXCEPTION)

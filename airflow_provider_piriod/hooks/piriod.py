@@ -171,8 +171,13 @@ class _PageWalk:
             )
 
 
-class _RetryPolicy:
-    """Backoff timing shared by the sync hook and its async twin (class attributes, overridable)."""
+class _PiriodHookBase(BaseHook):
+    """What the sync hook and its async twin share: the connection, its overrides and the backoff timing."""
+
+    conn_name_attr = "piriod_conn_id"
+    default_conn_name = "piriod_default"
+    conn_type = "piriod"
+    hook_name = "Piriod"
 
     #: first backoff step in seconds; doubles per attempt, with jitter
     retry_base_delay: float = 0.5
@@ -180,6 +185,24 @@ class _RetryPolicy:
     retry_max_delay: float = 30.0
     #: longest wait a ``Retry-After`` header can impose, in seconds
     retry_after_max: float = 60.0
+
+    def __init__(
+        self,
+        piriod_conn_id: str = default_conn_name,
+        *,
+        test_mode: bool | str | None = None,
+        timeout: float | None = None,
+        max_retries: int | None = None,
+    ) -> None:
+        super().__init__()
+        self.piriod_conn_id = piriod_conn_id
+        self._overrides = {"test_mode": test_mode, "timeout": timeout, "max_retries": max_retries}
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(piriod_conn_id={self.piriod_conn_id!r})"
+
+    def _settings_from(self, conn: Any) -> PiriodSettings:
+        return settings_from_connection(conn, **self._overrides)
 
     def _retry_delay(self, attempt: int, exc: Exception) -> float:
         return retry_delay(
@@ -191,7 +214,7 @@ class _RetryPolicy:
         )
 
 
-class PiriodHook(_RetryPolicy, BaseHook):
+class PiriodHook(_PiriodHookBase):
     """
     Talk to the Piriod API with the token and workspace of an Airflow connection.
 
@@ -205,38 +228,23 @@ class PiriodHook(_RetryPolicy, BaseHook):
     :param max_retries: override the connection's retry count for transient failures.
     """
 
-    conn_name_attr = "piriod_conn_id"
-    default_conn_name = "piriod_default"
-    conn_type = "piriod"
-    hook_name = "Piriod"
-
     def __init__(
         self,
-        piriod_conn_id: str = default_conn_name,
+        piriod_conn_id: str = _PiriodHookBase.default_conn_name,
         *,
         test_mode: bool | str | None = None,
         timeout: float | None = None,
         max_retries: int | None = None,
     ) -> None:
-        super().__init__()
-        self.piriod_conn_id = piriod_conn_id
-        self._test_mode = test_mode
-        self._timeout = timeout
-        self._max_retries = max_retries
+        super().__init__(piriod_conn_id, test_mode=test_mode, timeout=timeout, max_retries=max_retries)
         self._throttle = _Throttle()
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(piriod_conn_id={self.piriod_conn_id!r})"
 
     # ------------------------------------------------------------------ connection and session
 
     @cached_property
     def settings(self) -> PiriodSettings:
         """The validated connection (fetched once); the token is masked in Airflow's logs from here on."""
-        conn = self.get_connection(self.piriod_conn_id)
-        settings = settings_from_connection(
-            conn, test_mode=self._test_mode, timeout=self._timeout, max_retries=self._max_retries
-        )
+        settings = self._settings_from(self.get_connection(self.piriod_conn_id))
         mask_secret(settings.token)
         return settings
 
@@ -495,7 +503,7 @@ class PiriodHook(_RetryPolicy, BaseHook):
             return ""
 
 
-class PiriodAsyncHook(_RetryPolicy, BaseHook):
+class PiriodAsyncHook(_PiriodHookBase):
     """
     Async twin of :class:`PiriodHook` for triggers: httpx, never a blocking call.
 
@@ -506,33 +514,24 @@ class PiriodAsyncHook(_RetryPolicy, BaseHook):
             customer = await hook.get_customer_json("cus_...")
     """
 
-    conn_name_attr = "piriod_conn_id"
-    default_conn_name = "piriod_default"
-    conn_type = "piriod"
     hook_name = "Piriod (async)"
 
     def __init__(
         self,
-        piriod_conn_id: str = default_conn_name,
+        piriod_conn_id: str = _PiriodHookBase.default_conn_name,
         *,
         test_mode: bool | str | None = None,
         timeout: float | None = None,
         max_retries: int | None = None,
     ) -> None:
-        super().__init__()
-        self.piriod_conn_id = piriod_conn_id
-        self._overrides = {"test_mode": test_mode, "timeout": timeout, "max_retries": max_retries}
+        super().__init__(piriod_conn_id, test_mode=test_mode, timeout=timeout, max_retries=max_retries)
         self._settings: PiriodSettings | None = None
         self._client = None
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(piriod_conn_id={self.piriod_conn_id!r})"
 
     async def get_settings(self) -> PiriodSettings:
         """The validated connection, fetched the Airflow 3 async way (once per hook)."""
         if self._settings is None:
-            conn = await self.aget_connection(self.piriod_conn_id)
-            settings = settings_from_connection(conn, **self._overrides)
+            settings = self._settings_from(await self.aget_connection(self.piriod_conn_id))
             await amask_secret(settings.token)
             self._settings = settings
         return self._settings

@@ -3,11 +3,13 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+VENV2 ?= .venv-airflow2
+STAMP2 := $(VENV2)/.installed
 PIP_VERSION := 25.3
 PORT ?= 8765
 CUSTOMERS ?= 500
 
-.PHONY: help install test demo bench emulator clean
+.PHONY: help install install-airflow2 test test-airflow2 demo bench emulator clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -20,8 +22,19 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet --constraint constraints.txt --editable '.[dev]'
 	touch $(STAMP)
 
-test: install  ## run the whole test suite
+test: install  ## run the whole test suite (Airflow 3)
 	$(BIN)/python -m pytest
+
+install-airflow2: $(STAMP2)  ## create .venv-airflow2: the same pinned tools with Airflow 2.11
+
+$(STAMP2): pyproject.toml constraints-airflow2.txt
+	$(PYTHON) -m venv $(VENV2)
+	$(VENV2)/bin/python -m pip install --quiet "pip==$(PIP_VERSION)"
+	$(VENV2)/bin/python -m pip install --quiet --constraint constraints-airflow2.txt --editable '.[dev]'
+	touch $(STAMP2)
+
+test-airflow2: install-airflow2  ## run the same suite on Airflow 2.11
+	$(VENV2)/bin/python -m pytest
 
 demo: install  ## run the customer lookup example DAG against the emulator and print the XCom
 	$(BIN)/python scripts/demo.py
@@ -33,5 +46,5 @@ emulator: install  ## serve the Piriod emulator on 127.0.0.1:$(PORT) until Ctrl-
 	$(BIN)/piriod-emulator --port $(PORT) --customers $(CUSTOMERS)
 
 clean:  ## remove the virtual environment and caches
-	rm -rf $(VENV) .pytest_cache .hypothesis build dist
+	rm -rf $(VENV) $(VENV2) .pytest_cache .hypothesis build dist
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,25 +1,32 @@
-"""Every Airflow name the provider uses, resolved in one place.
+"""Every Airflow name the provider uses, resolved in one place, on Airflow 3 and 2.11.
 
-Airflow 3 ``airflow.sdk`` paths come first; older locations follow as fallbacks, so supporting
-another Airflow line is a change to this file only. Names resolve lazily (PEP 562), so importing
-this module costs nothing until a name is used.
+Airflow 3's ``airflow.sdk`` paths come first. Airflow 2.11 names come from
+``airflow.providers.common.compat.sdk`` (installed with Airflow, maintained by the Airflow
+project, and mapping e.g. ``Asset`` to 2.x's ``Dataset``) or from the 2.x modules themselves.
+Supporting another Airflow line is a change to this file only. Names resolve lazily (PEP 562),
+so importing this module costs nothing until a name is used.
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from airflow.sdk import (
+        DAG,
         Asset,
         BaseHook,
         BaseOperator,
         BaseSensorOperator,
         Connection,
         Context,
+        CronDataIntervalTimetable,
         ObjectStoragePath,
+        Param,
         PokeReturnValue,
+        task,
     )
     from airflow.sdk.configuration import conf
     from airflow.sdk.exceptions import (
@@ -33,30 +40,54 @@ if TYPE_CHECKING:
     from airflow.sdk.log import amask_secret, mask_secret
     from airflow.triggers.base import BaseTrigger, TriggerEvent
 
+_COMPAT = "airflow.providers.common.compat.sdk"
+
 # name -> candidate modules, first importable wins
 _LOCATIONS: dict[str, tuple[str, ...]] = {
-    "BaseHook": ("airflow.sdk", "airflow.hooks.base"),
-    "BaseOperator": ("airflow.sdk", "airflow.models.baseoperator"),
-    "BaseSensorOperator": ("airflow.sdk", "airflow.sensors.base"),
-    "PokeReturnValue": ("airflow.sdk", "airflow.sensors.base"),
-    "Connection": ("airflow.sdk", "airflow.models.connection"),
-    "Context": ("airflow.sdk", "airflow.utils.context"),
-    "Asset": ("airflow.sdk", "airflow.datasets"),
-    "ObjectStoragePath": ("airflow.sdk", "airflow.io.path"),
-    "AirflowException": ("airflow.sdk.exceptions", "airflow.exceptions"),
-    "AirflowFailException": ("airflow.sdk.exceptions", "airflow.exceptions"),
-    "AirflowNotFoundException": ("airflow.sdk.exceptions", "airflow.exceptions"),
-    "AirflowSensorTimeout": ("airflow.sdk.exceptions", "airflow.exceptions"),
-    "AirflowSkipException": ("airflow.sdk.exceptions", "airflow.exceptions"),
-    "TaskDeferred": ("airflow.sdk.exceptions", "airflow.exceptions"),
-    "mask_secret": ("airflow.sdk.log", "airflow.utils.log.secrets_masker"),
-    "amask_secret": ("airflow.sdk.log",),
-    "conf": ("airflow.sdk.configuration", "airflow.configuration"),
+    "BaseHook": ("airflow.sdk", _COMPAT),
+    "BaseOperator": ("airflow.sdk", _COMPAT),
+    "BaseSensorOperator": ("airflow.sdk", _COMPAT),
+    "PokeReturnValue": ("airflow.sdk", _COMPAT),
+    "Connection": ("airflow.sdk", _COMPAT),
+    "Context": ("airflow.sdk", _COMPAT),
+    "DAG": ("airflow.sdk", _COMPAT),
+    "Param": ("airflow.sdk", _COMPAT),
+    "task": ("airflow.sdk", _COMPAT),
+    "Asset": ("airflow.sdk", _COMPAT),
+    "ObjectStoragePath": ("airflow.sdk", _COMPAT),
+    "CronDataIntervalTimetable": ("airflow.sdk", "airflow.timetables.interval"),
+    "AirflowException": ("airflow.sdk.exceptions", _COMPAT),
+    "AirflowFailException": ("airflow.sdk.exceptions", _COMPAT),
+    "AirflowNotFoundException": ("airflow.sdk.exceptions", _COMPAT),
+    "AirflowSensorTimeout": ("airflow.sdk.exceptions", _COMPAT),
+    "AirflowSkipException": ("airflow.sdk.exceptions", _COMPAT),
+    "TaskDeferred": ("airflow.sdk.exceptions", _COMPAT),
+    "mask_secret": ("airflow.sdk.log", _COMPAT),
+    "amask_secret": ("airflow.sdk.log",),  # Airflow 2.11: see _amask_secret below
+    "conf": ("airflow.sdk.configuration", _COMPAT),
     "BaseTrigger": ("airflow.triggers.base",),
     "TriggerEvent": ("airflow.triggers.base",),
 }
 
 __all__ = sorted(_LOCATIONS)
+
+AIRFLOW_V3 = None  # set on first use of airflow_v3()
+
+
+def airflow_v3() -> bool:
+    """True on Airflow 3 (the Task SDK is importable)."""
+    global AIRFLOW_V3
+    if AIRFLOW_V3 is None:
+        AIRFLOW_V3 = importlib.util.find_spec("airflow.sdk") is not None
+    return AIRFLOW_V3
+
+
+async def _amask_secret(secret: Any, name: str | None = None) -> None:
+    """Airflow 2.11 has no async masker; its sync one does no I/O, so calling it here is safe."""
+    __getattr__("mask_secret")(secret, name)
+
+
+_FALLBACKS = {"amask_secret": _amask_secret}
 
 
 def __getattr__(name: str) -> Any:
@@ -71,4 +102,7 @@ def __getattr__(name: str) -> Any:
             continue
         globals()[name] = value  # resolve once
         return value
+    if name in _FALLBACKS:
+        globals()[name] = _FALLBACKS[name]
+        return _FALLBACKS[name]
     raise ImportError(f"{name} not found in any of {', '.join(candidates)}; is apache-airflow installed?")

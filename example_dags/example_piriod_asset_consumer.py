@@ -6,7 +6,12 @@ A DAG scheduled on Piriod customers: it runs whenever a PiriodCustomerOperator t
 from __future__ import annotations
 
 import pendulum
-from airflow.sdk import DAG, task
+
+try:  # Airflow 3
+    from airflow.sdk import DAG, task
+except ImportError:  # Airflow 2.11 (where Assets are called Datasets)
+    from airflow import DAG
+    from airflow.decorators import task
 
 from airflow_provider_piriod.operators.piriod import customers_asset
 
@@ -21,7 +26,7 @@ with DAG(
     @task
     def react_to_new_customer_data(**context) -> list[str]:
         """Report which Piriod pulls triggered this run."""
-        events = context["triggering_asset_events"]
+        events = context.get("triggering_asset_events") or context.get("triggering_dataset_events") or {}
         sources = [f"{event.source_dag_id}.{event.source_task_id}" for asset_events in events.values()
                    for event in asset_events]
         print(f"Triggered by {sources}")

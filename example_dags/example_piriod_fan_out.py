@@ -12,7 +12,13 @@ from __future__ import annotations
 from collections import Counter
 
 import pendulum
-from airflow.sdk import DAG, Param, task
+
+try:  # Airflow 3
+    from airflow.sdk import DAG, Param, task
+except ImportError:  # Airflow 2.11
+    from airflow import DAG
+    from airflow.decorators import task
+    from airflow.models.param import Param
 
 from airflow_provider_piriod.hooks.piriod import PiriodHook
 from airflow_provider_piriod.operators.piriod import PiriodCustomerOperator

@@ -21,7 +21,14 @@ import os
 
 import pendulum
 from airflow.providers.common.sql.operators.sql import SQLExecuteQueryOperator
-from airflow.sdk import DAG, CronDataIntervalTimetable, ObjectStoragePath, task
+
+try:  # Airflow 3
+    from airflow.sdk import DAG, CronDataIntervalTimetable, ObjectStoragePath, task
+except ImportError:  # Airflow 2.11
+    from airflow import DAG
+    from airflow.decorators import task
+    from airflow.io.path import ObjectStoragePath
+    from airflow.timetables.interval import CronDataIntervalTimetable
 
 from airflow_provider_piriod.operators.piriod import PiriodCustomerOperator
 
@@ -63,17 +70,16 @@ with DAG(
         """Upsert the NDJSON file's customers; returns how many rows were written."""
         from airflow.providers.sqlite.hooks.sqlite import SqliteHook
 
-        def rows():
-            with ObjectStoragePath(result["path"]).open("r") as lines:
-                for line in lines:
-                    customer = json.loads(line)
-                    country = customer.get("country") or {}
-                    yield (customer["id"], customer.get("name"), customer.get("email"),
-                           country.get("id") if isinstance(country, dict) else country,
-                           customer.get("status"), customer.get("currency"), customer.get("created"), line.strip())
-
+        rows = []  # one data interval's customers
+        with ObjectStoragePath(result["path"]).open("r") as stream:
+            for line in stream.read().splitlines():
+                customer = json.loads(line)
+                country = customer.get("country") or {}
+                rows.append((customer["id"], customer.get("name"), customer.get("email"),
+                             country.get("id") if isinstance(country, dict) else country,
+                             customer.get("status"), customer.get("currency"), customer.get("created"), line.strip()))
         SqliteHook(sqlite_conn_id=SQLITE_CONN_ID).insert_rows(
-            "piriod_customers", rows(), target_fields=COLUMNS, replace=True, commit_every=1000
+            "piriod_customers", rows, target_fields=COLUMNS, replace=True, commit_every=1000
         )
         return result["count"]
 

@@ -12,7 +12,13 @@ once instead of at the timeout. Deferrable mode needs a running triggerer (``air
 from __future__ import annotations
 
 import pendulum
-from airflow.sdk import DAG, Param, task
+
+try:  # Airflow 3
+    from airflow.sdk import DAG, Param, task
+except ImportError:  # Airflow 2.11
+    from airflow import DAG
+    from airflow.decorators import task
+    from airflow.models.param import Param
 
 from airflow_provider_piriod.operators.piriod import PiriodCustomerOperator
 from airflow_provider_piriod.sensors.piriod import PiriodCustomerSensor

@@ -20,6 +20,21 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     shutil.rmtree(_AIRFLOW_HOME, ignore_errors=True)
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "airflow3: needs Airflow 3 (skipped on Airflow 2.11)")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    from airflow_provider_piriod.compat import airflow_v3
+
+    if airflow_v3():
+        return
+    skip = pytest.mark.skip(reason="Airflow 3 only")
+    for item in items:
+        if item.get_closest_marker("airflow3"):
+            item.add_marker(skip)
+
+
 @pytest.fixture
 def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
     """Backoff in milliseconds instead of seconds, so retry tests stay quick."""

@@ -65,14 +65,21 @@ def test_modules_loaded_by_every_airflow_and_pytest_run_stay_light(module):
 
 def test_providers_manager_discovers_the_hook():
     from airflow.providers_manager import ProvidersManager
-    from airflow.sdk.providers_manager_runtime import ProvidersManagerTaskRuntime
+
+    from airflow_provider_piriod.compat import airflow_v3
 
     manager = ProvidersManager()
     assert "airflow-provider-piriod" in manager.providers
-    hook_info = ProvidersManagerTaskRuntime().hooks["piriod"]
+    if airflow_v3():  # hooks moved to the task runtime's manager
+        from airflow.sdk.providers_manager_runtime import ProvidersManagerTaskRuntime
+
+        hook_info = ProvidersManagerTaskRuntime().hooks["piriod"]
+    else:
+        hook_info = manager.hooks["piriod"]
     assert hook_info.hook_class_name == "airflow_provider_piriod.hooks.piriod.PiriodHook"
     assert hook_info.connection_id_attribute_name == "piriod_conn_id"
-    assert manager.field_behaviours["piriod"]["relabeling"]["password"] == "API token"
+    assert manager.field_behaviours["piriod"]["relabeling"] == {
+        "password": "API token", "login": "Workspace", "host": "API URL"}
     assert "extra__piriod__test_mode" in manager.connection_form_widgets
     assert any(t.trigger_class_name == "airflow_provider_piriod.triggers.piriod"  # the module, as Airflow lists it
                for t in manager.trigger)
@@ -130,6 +137,7 @@ def test_emulator_cli_prints_what_a_user_needs():
 
 
 @pytest.mark.cli
+@pytest.mark.airflow3  # make demo runs in the Airflow 3 environment
 def test_make_demo_script_prints_the_customer_that_came_through_xcom():
     script = Path(__file__).parents[1] / "scripts" / "demo.py"
     result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300,
@@ -139,3 +147,17 @@ def test_make_demo_script_prints_the_customer_that_came_through_xcom():
     assert "XCom equals the emulator's record: yes" in result.stdout
     pushed = json.loads(result.stdout.split("by task get_customer:\n", 1)[1].split("\n\n", 1)[0])
     assert pushed["id"].startswith("cus_") and "sk_test_" not in result.stdout
+
+
+def test_the_hook_describes_the_same_form_for_airflow_2_uis():
+    from airflow_provider_piriod.hooks.piriod import PiriodHook
+
+    (declared,) = get_provider_info()["connection-types"]
+    behaviour = PiriodHook.get_ui_field_behaviour()
+    assert behaviour["relabeling"] == declared["ui-field-behaviour"]["relabeling"]
+    assert behaviour["hidden_fields"] == declared["ui-field-behaviour"]["hidden-fields"]
+    pytest.importorskip("flask_appbuilder", reason="the Airflow 2 UI's form libraries")
+    widgets = PiriodHook.get_connection_form_widgets()
+    assert set(widgets) == set(declared["conn-fields"])
+    assert widgets["test_mode"].field_class.__name__ == "BooleanField"
+    assert widgets["max_retries"].field_class.__name__ == "IntegerField"

@@ -6,6 +6,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 PROBE = r"""
 import json, warnings
 import airflow  # Airflow sets up its own warning handling first
@@ -19,7 +21,7 @@ with warnings.catch_warnings(record=True) as caught:
     from airflow_provider_piriod.sensors.piriod import PiriodCustomerSensor
     from airflow_provider_piriod.triggers.piriod import PiriodCustomerTrigger
     from airflow_provider_piriod.testing.server import PiriodEmulator
-    from airflow.sdk import DAG
+    from airflow_provider_piriod.compat import DAG
     with DAG(dag_id="warnings_probe", schedule=None):
         PiriodCustomerOperator(task_id="op", filters={}, output_path="file:///tmp/x.ndjson")
         PiriodCustomerSensor(task_id="sensor", customer_id="cus_1", target_status="active", deferrable=True)
@@ -35,6 +37,7 @@ print(json.dumps(deprecations))
 """
 
 
+@pytest.mark.airflow3
 def test_importing_and_using_the_provider_warns_of_nothing_deprecated():
     result = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, timeout=120, check=True)
     assert json.loads(result.stdout.strip().splitlines()[-1]) == []

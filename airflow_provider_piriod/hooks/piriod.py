@@ -61,6 +61,13 @@ class _TokenAuth(requests.auth.AuthBase):
         return "<TokenAuth ***>"
 
 
+def _connection_type_info() -> dict[str, Any]:
+    from airflow_provider_piriod import get_provider_info
+
+    (info,) = get_provider_info()["connection-types"]
+    return info
+
+
 class _Throttle:
     """
     Shared by every worker of one hook: how fast, and how many at once, requests may go out.
@@ -238,6 +245,39 @@ class PiriodHook(_PiriodHookBase):
     ) -> None:
         super().__init__(piriod_conn_id, test_mode=test_mode, timeout=timeout, max_retries=max_retries)
         self._throttle = _Throttle()
+
+    # ------------------------------------------------------------------ connection form (Airflow 2.x UI)
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        """Hidden, relabelled and placeholder fields for UIs that ask the hook (Airflow 2.x).
+
+        Airflow 3 reads the same from the provider info, the single source of both.
+        """
+        behaviour = _connection_type_info()["ui-field-behaviour"]
+        return {"hidden_fields": list(behaviour["hidden-fields"]), "relabeling": dict(behaviour["relabeling"]),
+                "placeholders": dict(behaviour["placeholders"])}
+
+    @classmethod
+    def get_connection_form_widgets(cls) -> dict[str, Any]:
+        """The extras as form fields for UIs that ask the hook (Airflow 2.x); UI imports stay in here."""
+        from flask_babel import lazy_gettext
+        from wtforms import BooleanField, IntegerField, StringField
+        from wtforms.validators import NumberRange, Optional
+
+        widgets: dict[str, Any] = {}
+        for name, field in _connection_type_info()["conn-fields"].items():
+            schema = field["schema"]
+            kinds = schema["type"]
+            label, description, default = lazy_gettext(field["label"]), field.get("description"), schema.get("default")
+            if "boolean" in kinds:
+                widgets[name] = BooleanField(label, description=description, default=default)
+            elif "integer" in kinds:
+                widgets[name] = IntegerField(label, description=description, default=default,
+                                             validators=[Optional(), NumberRange(min=schema.get("minimum"))])
+            else:
+                widgets[name] = StringField(label, description=description, default=str(default))
+        return widgets
 
     # ------------------------------------------------------------------ connection and session
 
@@ -531,10 +571,17 @@ class PiriodAsyncHook(_PiriodHookBase):
     async def get_settings(self) -> PiriodSettings:
         """The validated connection, fetched the Airflow 3 async way (once per hook)."""
         if self._settings is None:
-            settings = self._settings_from(await self.aget_connection(self.piriod_conn_id))
+            settings = self._settings_from(await self._aget_connection())
             await amask_secret(settings.token)
             self._settings = settings
         return self._settings
+
+    async def _aget_connection(self) -> Any:
+        """Airflow 3's async lookup; on 2.11, the sync one in a worker thread (the loop stays free)."""
+        aget_connection = getattr(self, "aget_connection", None)
+        if aget_connection is not None:
+            return await aget_connection(self.piriod_conn_id)
+        return await asyncio.to_thread(self.get_connection, self.piriod_conn_id)
 
     async def __aenter__(self) -> PiriodAsyncHook:
         import httpx

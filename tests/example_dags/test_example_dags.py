@@ -71,7 +71,7 @@ def test_every_example_dag_imports_without_errors():
     assert bag.import_errors == {}
     assert set(bag.dag_ids) == {
         "example_piriod_customer_lookup", "example_piriod_incremental_to_sqlite", "example_piriod_fan_out",
-        "example_piriod_asset_consumer", "example_piriod_wait_for_activation",
+        "example_piriod_asset_consumer", "example_piriod_wait_for_activation", "example_piriod_wait_for_signups",
     }
     assert all("piriod" in dag.tags for dag in bag.dags.values())
 
@@ -225,3 +225,19 @@ def test_the_token_never_reaches_logs_rendered_templates_or_xcom(piriod_emulator
     leaks += [text[:80] for text in stored if token in text]
     leaks += ["captured output"] if token in output else []
     assert leaks == []
+
+
+def test_wait_for_signups_reschedules_until_enough_customers_match(piriod_emulator):
+    first = piriod_emulator.create_customer(metadata={"campaign": "autumn"})
+    # request 1: the first check counts one signup; two more sign up just before the second check
+    piriod_emulator.create_customer(metadata={"campaign": "autumn"}, after_requests=2)
+    piriod_emulator.create_customer(metadata={"campaign": "autumn"}, after_requests=2)
+    dag_run = run(load_dag("example_piriod_wait_for_signups"), run_conf={"campaign": "autumn"})
+    assert dag_run.state == "success", task_states(dag_run)
+
+    signups = [c for c in piriod_emulator.customers() if c["metadata"].get("campaign") == "autumn"]
+    values = return_values(dag_run.run_id)
+    assert sorted(values[("wait_for_signups", -1)], key=lambda c: c["id"]) == sorted(signups, key=lambda c: c["id"])
+    assert len(values[("greet", -1)]) == 3 and f"Hola {first['name']}!" in values[("greet", -1)]
+    counts = [e for e in piriod_emulator.requests() if dict(e["params"]).get("page_size") == "1"]
+    assert len(counts) >= 2 and counts[1]["time"] - counts[0]["time"] >= 1.5  # rescheduled between checks

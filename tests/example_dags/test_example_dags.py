@@ -196,7 +196,7 @@ def test_the_token_never_reaches_logs_rendered_templates_or_xcom(piriod_emulator
     from airflow.models.renderedtifields import RenderedTaskInstanceFields
     from airflow.utils.session import create_session
 
-    XComModel, XCom = getattr(xcom, "XComModel", None), getattr(xcom, "XCom", None)
+    XComModel, XCom = (xcom.XComModel, None) if airflow_v3() else (None, xcom.XCom)
     from sqlalchemy import select
 
     token = piriod_emulator.token

@@ -71,11 +71,15 @@ def settings_from_connection(
             test_mode if test_mode is not None else _extra_field(extra, "test_mode"), "test_mode", conn_id
         ),
         timeout=_parse_timeout(timeout if timeout is not None else _extra_field(extra, "timeout"), conn_id),
-        max_retries=_parse_max_retries(
-            max_retries if max_retries is not None else _extra_field(extra, "max_retries"), conn_id
+        max_retries=_parse_whole_number(
+            max_retries if max_retries is not None else _extra_field(extra, "max_retries"), "max_retries", conn_id,
+            default=DEFAULT_MAX_RETRIES, low=0, high=20,
         ),
         allow_insecure_http=allow_insecure,
-        max_response_bytes=_parse_max_response_bytes(_extra_field(extra, "max_response_bytes"), conn_id),
+        max_response_bytes=_parse_whole_number(
+            _extra_field(extra, "max_response_bytes"), "max_response_bytes", conn_id,
+            default=DEFAULT_MAX_RESPONSE_BYTES, low=1024,
+        ),
     )
 
 
@@ -138,28 +142,17 @@ def _parse_timeout(value: Any, conn_id: str) -> float:
     return seconds
 
 
-def _parse_max_retries(value: Any, conn_id: str) -> int:
+def _parse_whole_number(value: Any, name: str, conn_id: str, *, default: int, low: int, high: int | None = None) -> int:
     if value is None or value == "":
-        return DEFAULT_MAX_RETRIES
+        return default
     try:
-        retries = int(str(value).strip())
+        number = int(str(value).strip())
     except ValueError:
-        raise _error(conn_id, f"max_retries must be a whole number, got {str(value)[:40]!r}") from None
-    if not 0 <= retries <= 20:
-        raise _error(conn_id, f"max_retries must be between 0 and 20, got {retries}")
-    return retries
-
-
-def _parse_max_response_bytes(value: Any, conn_id: str) -> int:
-    if value is None or value == "":
-        return DEFAULT_MAX_RESPONSE_BYTES
-    try:
-        limit = int(str(value).strip())
-    except ValueError:
-        raise _error(conn_id, f"max_response_bytes must be a whole number, got {str(value)[:40]!r}") from None
-    if limit < 1024:
-        raise _error(conn_id, f"max_response_bytes must be at least 1024, got {limit}")
-    return limit
+        raise _error(conn_id, f"{name} must be a whole number, got {str(value)[:40]!r}") from None
+    if number < low or (high is not None and number > high):
+        bounds = f"between {low} and {high}" if high is not None else f"at least {low}"
+        raise _error(conn_id, f"{name} must be {bounds}, got {number}")
+    return number
 
 
 def _parse_base_url(conn: Any, allow_insecure_http: bool, conn_id: str) -> str:

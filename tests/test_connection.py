@@ -130,3 +130,14 @@ def test_missing_connection_raises_airflows_not_found(monkeypatch):
 
     with pytest.raises(AirflowNotFoundException):
         PiriodHook("piriod_nowhere").settings
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [({"max_response_bytes": "big"}, "max_response_bytes must be a whole number"),
+     ({"max_response_bytes": 100}, "max_response_bytes must be at least 1024, got 100")],
+)
+def test_bad_response_size_caps_are_refused(extra, message):
+    with pytest.raises(PiriodConfigError, match=message):
+        settings_from_connection(conn(extra=extra))
+    assert settings_from_connection(conn(extra={"max_response_bytes": "4096"})).max_response_bytes == 4096

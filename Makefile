@@ -9,7 +9,7 @@ PIP_VERSION := 25.3
 PORT ?= 8765
 CUSTOMERS ?= 500
 
-.PHONY: help install install-airflow2 test test-airflow2 demo bench emulator clean
+.PHONY: help install install-airflow2 test test-airflow2 demo bench e2e emulator clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -41,6 +41,9 @@ demo: install  ## run the customer lookup example DAG against the emulator and p
 
 bench: install  ## measure the provider against the generic routes (prints one table, ~3 minutes)
 	$(BIN)/python benchmarks/run.py
+
+e2e: install  ## a real deployment on loopback (PostgreSQL, scheduler, triggerer, api-server) and the UI in Chromium
+	bash scripts/e2e.sh
 
 emulator: install  ## serve the Piriod emulator on 127.0.0.1:$(PORT) until Ctrl-C
 	$(BIN)/piriod-emulator --port $(PORT) --customers $(CUSTOMERS)

@@ -39,9 +39,12 @@ def get_provider_info() -> dict:
                 "hook-class-name": HOOK_CLASS,
                 "hook-name": "Piriod",
                 "ui-field-behaviour": {
-                    "hidden-fields": ["schema", "port", "extra"],
+                    # port stays visible: Airflow 3.3's UI sends a hidden port as 0, which then differs
+                    # from the saved connection and makes the Test button fail with 400
+                    "hidden-fields": ["schema", "extra"],
                     "relabeling": {"password": "API token", "login": "Workspace", "host": "API URL"},
                     "placeholders": {
+                        "port": "443 (or give it in the API URL)",
                         "login": "acc_01H8XYZ123ABC",
                         "host": "https://api.piriod.com (leave empty for the default)",
                     },

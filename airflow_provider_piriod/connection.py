@@ -186,7 +186,7 @@ def _parse_base_url(conn: Any, allow_insecure_http: bool, conn_id: str) -> str:
 
 
 def _merge_port(url_port: int | None, field_port: Any, conn_id: str) -> int | None:
-    if field_port in (None, ""):
+    if field_port in (None, "", 0, "0"):  # Airflow's UI sends an empty port field as 0
         return url_port
     try:
         port = int(field_port)

@@ -31,6 +31,7 @@ def conn(**fields) -> Connection:
         ({"host": "api.piriod.com", "port": 8443}, "https://api.piriod.com:8443"),
         ({"host": "https://proxy.example.com/piriod/"}, "https://proxy.example.com/piriod"),
         ({"host": "http://127.0.0.1:8765"}, "http://127.0.0.1:8765"),
+        ({"host": "http://127.0.0.1:8765", "port": 0}, "http://127.0.0.1:8765"),  # the UI's empty port
         ({"host": "http://127.8.9.10"}, "http://127.8.9.10"),
         ({"host": "http://localhost:8000"}, "http://localhost:8000"),
         ({"host": "http://[::1]:8000"}, "http://[::1]:8000"),

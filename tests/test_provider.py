@@ -35,6 +35,7 @@ def test_connection_form_relabels_hides_and_declares_extras():
     assert behaviour["relabeling"]["password"] == "API token"
     assert behaviour["relabeling"]["login"] == "Workspace"
     assert {"schema", "extra"} <= set(behaviour["hidden-fields"])
+    assert "port" not in behaviour["hidden-fields"]  # a hidden port breaks the UI's Test button (sent as 0)
     assert {"test_mode", "timeout", "max_retries"} <= set(conn_type["conn-fields"])
 
 

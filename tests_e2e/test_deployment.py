@@ -1,0 +1,126 @@
+"""The provider in a real deployment, driven only through Airflow's REST API (run by scripts/e2e.sh)."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+API = os.environ["AIRFLOW_API_URL"]
+EMULATOR = os.environ["EMULATOR_URL"]
+
+
+@pytest.fixture(scope="session")
+def api() -> requests.Session:
+    session = requests.Session()
+    token = requests.get(f"{API}/auth/token", timeout=30).json()["access_token"]
+    session.headers["Authorization"] = f"Bearer {token}"
+    return session
+
+
+def emulator(method: str, route: str, **kwargs):
+    response = requests.request(method, f"{EMULATOR}/__emulator__/{route}", timeout=30, **kwargs)
+    response.raise_for_status()
+    return response.json()
+
+
+def poll(what: str, seconds: float, check):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        result = check()
+        if result:
+            return result
+        time.sleep(1)
+    raise AssertionError(f"timed out after {seconds:g} s waiting for {what}")
+
+
+def run_dag(api, dag_id: str, conf: dict | None = None, logical_date: str | None = None, *, on_running=None) -> str:
+    """Unpause, trigger and wait for one run of ``dag_id``; returns the run id."""
+    poll(f"{dag_id} to be parsed", 180, lambda: api.get(f"{API}/api/v2/dags/{dag_id}").ok)
+    api.patch(f"{API}/api/v2/dags/{dag_id}", json={"is_paused": False}).raise_for_status()
+    response = api.post(f"{API}/api/v2/dags/{dag_id}/dagRuns", json={"logical_date": logical_date, "conf": conf or {}})
+    response.raise_for_status()
+    run_id = response.json()["dag_run_id"]
+    if on_running:
+        on_running(run_id)
+    state = poll(f"{dag_id} to finish", 300, lambda: _finished(api, dag_id, run_id))
+    assert state == "success", _states(api, dag_id, run_id)
+    return run_id
+
+
+def _finished(api, dag_id: str, run_id: str) -> str | None:
+    state = api.get(f"{API}/api/v2/dags/{dag_id}/dagRuns/{run_id}").json()["state"]
+    return state if state in ("success", "failed") else None
+
+
+def _states(api, dag_id: str, run_id: str) -> dict:
+    instances = api.get(f"{API}/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances").json()["task_instances"]
+    return {(ti["task_id"], ti["map_index"]): ti["state"] for ti in instances}
+
+
+def return_value(api, dag_id: str, run_id: str, task_id: str, map_index: int = -1):
+    response = api.get(
+        f"{API}/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/return_value",
+        params={"map_index": map_index, "deserialize": "true", "stringify": "false"},
+    )
+    response.raise_for_status()
+    return response.json()["value"]
+
+
+def test_customer_lookup(api):
+    record = next(c for c in emulator("GET", "customers") if c["email"])
+    run_id = run_dag(api, "example_piriod_customer_lookup", {"customer_id": record["id"]})
+    assert return_value(api, "example_piriod_customer_lookup", run_id, "get_customer") == record
+    assert record["email"] in return_value(api, "example_piriod_customer_lookup", run_id, "welcome_message")
+
+
+def test_fan_out_over_mapped_tasks(api):
+    run_id = run_dag(api, "example_piriod_fan_out", {"country": "CO", "limit": 5})
+    ids = return_value(api, "example_piriod_fan_out", run_id, "pick_customer_ids")
+    records = {c["id"]: c for c in emulator("GET", "customers")}
+    fetched = [return_value(api, "example_piriod_fan_out", run_id, "fetch_customer", index) for index in range(5)]
+    assert fetched == [records[i] for i in ids]
+
+
+def test_incremental_pull_to_sqlite(api):
+    run_id = run_dag(api, "example_piriod_incremental_to_sqlite", logical_date="2025-03-02T00:00:00Z")
+    result = return_value(api, "example_piriod_incremental_to_sqlite", run_id, "pull_new_customers")
+    assert result["count"] == return_value(api, "example_piriod_incremental_to_sqlite", run_id, "load")
+    assert result["path"].endswith("/customers/2025-03-02.ndjson")
+
+
+def test_deferrable_sensor_waits_on_the_triggerer(api):
+    signup = emulator("POST", "customers", json={"status": "pending"})
+    dag_id = "example_piriod_wait_for_activation"
+    seen_states: set[str] = set()
+
+    def activate_once_deferred(run_id: str) -> None:
+        def deferred():
+            instances = api.get(f"{API}/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances").json()["task_instances"]
+            state = next((ti["state"] for ti in instances if ti["task_id"] == "wait_until_active"), None)
+            seen_states.add(state)
+            return state == "deferred"
+
+        poll("the sensor to defer", 240, deferred)
+        poll("the triggerer to poll a pending customer", 120,
+             lambda: "checking again" in trigger_log(dag_id, run_id))
+        emulator("PATCH", f"customers/{signup['id']}", json={"status": "active"})
+
+    run_id = run_dag(api, dag_id, {"customer_id": signup["id"]}, on_running=activate_once_deferred)
+    assert "deferred" in seen_states
+    active = emulator("GET", f"customers/{signup['id']}")
+    assert active["status"] == "active"
+    assert return_value(api, dag_id, run_id, "wait_until_active") == active
+    assert return_value(api, dag_id, run_id, "get_customer") == active
+    written_by_the_triggerer = trigger_log(dag_id, run_id)
+    assert "status is 'pending'" in written_by_the_triggerer
+    assert "Trigger fired event" in written_by_the_triggerer and "'status': 'success'" in written_by_the_triggerer
+
+
+def trigger_log(dag_id: str, run_id: str) -> str:
+    """What the triggerer wrote for the sensor's trigger (Airflow keeps it beside the task log)."""
+    folder = Path(os.environ["AIRFLOW_HOME"], "logs", f"dag_id={dag_id}", f"run_id={run_id}", "task_id=wait_until_active")
+    return "".join(path.read_text() for path in sorted(folder.glob("attempt=*.log.trigger.*.log")))

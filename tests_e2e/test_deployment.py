@@ -77,12 +77,18 @@ def test_customer_lookup(api):
     assert record["email"] in return_value(api, "example_piriod_customer_lookup", run_id, "welcome_message")
 
 
-def test_fan_out_over_mapped_tasks(api):
-    run_id = run_dag(api, "example_piriod_fan_out", {"country": "CO", "limit": 5})
+def test_fifty_mapped_tasks_fetch_concurrently(api):
+    run_id = run_dag(api, "example_piriod_fan_out", {"country": "CL", "limit": 50})
     ids = return_value(api, "example_piriod_fan_out", run_id, "pick_customer_ids")
+    assert len(ids) == len(set(ids)) == 50
     records = {c["id"]: c for c in emulator("GET", "customers")}
-    fetched = [return_value(api, "example_piriod_fan_out", run_id, "fetch_customer", index) for index in range(5)]
+    fetched = [return_value(api, "example_piriod_fan_out", run_id, "fetch_customer", index) for index in range(50)]
     assert fetched == [records[i] for i in ids]
+    instances = api.get(f"{API}/api/v2/dags/example_piriod_fan_out/dagRuns/{run_id}/taskInstances",
+                        params={"limit": 100}).json()["task_instances"]
+    spans = sorted((ti["start_date"], ti["end_date"]) for ti in instances if ti["task_id"] == "fetch_customer")
+    assert len(spans) == 50
+    assert any(later_start < end for (_, end), (later_start, _) in zip(spans, spans[1:]))  # they overlapped
 
 
 def test_incremental_pull_to_sqlite(api):

@@ -41,7 +41,6 @@ from airflow_provider_piriod.protocol import (
     next_page_url,
     redact,
     retry_delay,
-    validate_customer_id,
     validate_customer_ids,
     validate_max_workers,
     validate_page_size,

@@ -7,7 +7,6 @@ import importlib
 import json
 import time
 
-import pytest
 
 from airflow_provider_piriod.triggers.piriod import PiriodCustomerTrigger
 

@@ -1,41 +1,11 @@
-"""Typed, read-only views of Piriod objects.
-
-Models are lenient on read: unknown fields are kept, nullable fields may be missing or null, and
-types the two generations of Piriod docs disagree on are accepted both ways (``state.id`` int or
-str). Money is :class:`~decimal.Decimal`. Each model also keeps the JSON it was built from, and
-``to_json()`` gives exactly that back (same keys, numbers stay numbers, nothing added): that is
-what operators push to XCom.
-"""
+"""Customers, their contacts, and the country/state objects embedded in them."""
 
 from __future__ import annotations
 
-import copy
 from datetime import datetime
-from decimal import Decimal
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, PrivateAttr
-
-
-class PiriodModel(BaseModel):
-    """Immutable model that remembers the JSON object it came from."""
-
-    model_config = ConfigDict(extra="allow", frozen=True, populate_by_name=True)
-
-    _raw: dict[str, Any] = PrivateAttr(default_factory=dict)
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]):
-        """Build the model from an API object and keep that object for :meth:`to_json`."""
-        model = cls.model_validate(data)
-        model._raw = data
-        return model
-
-    def to_json(self) -> dict[str, Any]:
-        """The object exactly as Piriod sent it (a copy, safe to change)."""
-        if not self._raw:
-            return self.model_dump(mode="json", exclude_unset=True)
-        return copy.deepcopy(self._raw)
+from airflow_provider_piriod.models.base import Money, PiriodModel
 
 
 class Country(PiriodModel):
@@ -66,9 +36,9 @@ class Contact(PiriodModel):
 
 
 class Aggregations(PiriodModel):
-    sales: Decimal | None = None
-    sales_current_period: Decimal | None = None
-    balance: Decimal | None = None
+    sales: Money | None = None
+    sales_current_period: Money | None = None
+    balance: Money | None = None
 
 
 class Customer(PiriodModel):
@@ -107,9 +77,3 @@ class CustomerPage(PiriodModel):
     next: str | None = None
     previous: str | None = None
     results: list[Customer]
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]):
-        page = cls.model_validate({**data, "results": [Customer.from_json(item) for item in data["results"]]})
-        page._raw = data
-        return page

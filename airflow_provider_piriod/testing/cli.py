@@ -8,9 +8,22 @@ import sys
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="piriod-emulator", description="A local Piriod API for offline tests.")
+    parser = argparse.ArgumentParser(
+        prog="piriod-emulator",
+        description="A local Piriod API for offline tests. Serves GET /{resource}/ and /{resource}/{id}/ for "
+        "customers, contacts, invoices, payments, subscriptions, creditnotes, plans, products and "
+        "payment-receipts, with consistent relationships; control API under /__emulator__/.",
+        epilog="Contacts are the ones customers embed. Products, plans, subscriptions, invoices, payments, credit "
+        "notes (integer ids) and payment receipts (integer ids) are generated from the customers on first use. "
+        "Invoice inv_17DigitTotal0000000000 has the total 123456789012345.67 (17 significant digits).",
+    )
     parser.add_argument("--port", type=int, default=8765, help="port on 127.0.0.1 (0 = any free port)")
-    parser.add_argument("--customers", type=int, default=100, help="customers to generate")
+    parser.add_argument("--customers", type=int, default=100, help="customers to generate (plus their contacts)")
+    parser.add_argument("--products", type=int, default=6,
+                        help="live products to generate, each with plans in CLP and USD (and a third as many "
+                        "test-mode products)")
+    parser.add_argument("--invoices-per-customer", type=int, default=3,
+                        help="average invoices per customer; payments, credit notes and receipts follow from them")
     parser.add_argument("--seed", type=int, default=0, help="seed for the generated data")
     parser.add_argument("--latency-ms", type=float, default=0.0, help="delay added to every API request")
     parser.add_argument("--rate-limit", type=float, default=0.0,
@@ -22,11 +35,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    from airflow_provider_piriod.testing.app import EmulatorState
     from airflow_provider_piriod.testing.server import bind_loopback, make_server
+    from airflow_provider_piriod.testing.state import EmulatorState
 
     state = EmulatorState(customers=args.customers, seed=args.seed, latency_ms=args.latency_ms,
-                          rate_limit=args.rate_limit, token=args.token, workspace=args.workspace)
+                          rate_limit=args.rate_limit, token=args.token, workspace=args.workspace,
+                          products=args.products, invoices_per_customer=args.invoices_per_customer)
     sock = bind_loopback(args.port)
     url = f"http://127.0.0.1:{sock.getsockname()[1]}"
     conn = {"conn_type": "piriod", "host": url, "login": state.workspace, "password": state.token}
@@ -34,6 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  workspace: {state.workspace}")
     print(f"  token:     {state.token}")
     print(f"  customers: {len(state.records())} live, {len(state.records(test_mode=True))} test mode")
+    print("  also:      contacts, invoices, payments, subscriptions, creditnotes, plans, products, payment-receipts")
     print(f"export AIRFLOW_CONN_PIRIOD_DEFAULT='{json.dumps(conn)}'", flush=True)
     server = make_server(state, sock)
     try:

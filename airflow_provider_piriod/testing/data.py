@@ -205,3 +205,11 @@ def make_customers(count: int, seed: int, *, test_mode_share: float = 0.1) -> li
     """``count`` customers for ``seed``; about ``test_mode_share`` of them are test-mode records."""
     rng = random.Random(seed)
     return [make_customer(rng, test_mode=rng.random() < test_mode_share) for _ in range(count)]
+
+
+def make_contact(rng: random.Random, customer: dict[str, Any], created: datetime) -> dict[str, Any]:
+    """A new contact of ``customer``, shaped like the contacts embedded in customers."""
+    country = customer.get("country")
+    country_id = country.get("id") if isinstance(country, dict) else country
+    domain = str(customer.get("email") or "").partition("@")[2] or f"{_slug(customer.get('name') or 'cliente')}.cl"
+    return _contact(rng, customer["id"], domain, country_id if country_id in COUNTRIES else "CL", created)

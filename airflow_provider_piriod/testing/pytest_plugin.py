@@ -12,9 +12,15 @@ import pytest
 @pytest.fixture
 def piriod_emulator(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch):
     """
-    A running Piriod emulator, with ``AIRFLOW_CONN_PIRIOD_DEFAULT`` pointing at it for the test.
+    A running Piriod emulator (a :class:`~airflow_provider_piriod.testing.PiriodEmulator`), with
+    ``AIRFLOW_CONN_PIRIOD_DEFAULT`` pointing at it for the test.
 
-    Options through ``@pytest.mark.piriod_emulator(customers=..., seed=..., latency_ms=...)``.
+    It serves customers, contacts, invoices, payments, subscriptions, creditnotes, plans, products and
+    payment-receipts. Its methods drive any of them: ``records(resource)``, ``record(resource, id)``,
+    ``create(resource, fields, after_seconds=..., after_requests=...)`` and ``update(resource, id, fields,
+    after_seconds=..., after_requests=...)``, besides the customer helpers, faults and the request log.
+    Options through ``@pytest.mark.piriod_emulator(customers=..., seed=..., latency_ms=..., products=...,
+    invoices_per_customer=...)``.
     """
     from airflow_provider_piriod.testing.server import PiriodEmulator
 
@@ -28,5 +34,6 @@ def piriod_emulator(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPa
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
-        "markers", "piriod_emulator(**options): options for the piriod_emulator fixture (customers, seed, latency_ms)"
+        "markers", "piriod_emulator(**options): options for the piriod_emulator fixture "
+        "(customers, seed, latency_ms, products, invoices_per_customer)"
     )

@@ -25,7 +25,7 @@ class _HideDeliberateDrops(logging.Filter):
     """uvicorn logs every exception an app raises; the emulator's deliberate drops are not errors."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        from airflow_provider_piriod.testing.app import DropConnection
+        from airflow_provider_piriod.testing.faults import DropConnection
 
         return not (record.exc_info and isinstance(record.exc_info[1], DropConnection))
 
@@ -65,7 +65,13 @@ class PiriodEmulator:
     ``with PiriodEmulator(customers=50) as emulator:`` starts it on a free port and stops it on
     exit. By default it runs in a background thread of this process; ``in_process=False`` runs it
     as a child process instead (use that when measuring the client, so both do not share one GIL).
-    Control methods (faults, customer changes, the request log) work the same either way.
+    Control methods (faults, creating and changing objects, the request log) work the same either way.
+
+    Besides customers it serves contacts, invoices, payments, subscriptions, creditnotes, plans,
+    products and payment-receipts, generated from ``seed`` with consistent relationships
+    (``products`` live products; about ``invoices_per_customer`` invoices per customer, with their
+    payments, credit notes and receipts). :meth:`records`, :meth:`record`, :meth:`create` and
+    :meth:`update` work on any of them and keep money exact (``Decimal``).
     """
 
     def __init__(
@@ -79,9 +85,12 @@ class PiriodEmulator:
         workspace: str = "",
         port: int = 0,
         in_process: bool = True,
+        products: int = 6,
+        invoices_per_customer: int = 3,
     ) -> None:
         self.options = {"customers": customers, "seed": seed, "latency_ms": latency_ms, "rate_limit": rate_limit,
-                        "token": token, "workspace": workspace}
+                        "token": token, "workspace": workspace, "products": products,
+                        "invoices_per_customer": invoices_per_customer}
         self._port = port
         self._in_process = in_process
         self._server = None
@@ -134,7 +143,7 @@ class PiriodEmulator:
         return f"PiriodEmulator(url={self.url!r}, workspace={self.workspace!r})"
 
     def _start_thread(self) -> None:
-        from airflow_provider_piriod.testing.app import EmulatorState
+        from airflow_provider_piriod.testing.state import EmulatorState
 
         state = EmulatorState(**self.options)
         sock = bind_loopback(self._port)
@@ -154,7 +163,9 @@ class PiriodEmulator:
     def _start_process(self) -> None:
         command = [sys.executable, "-m", "airflow_provider_piriod.testing.cli", "--port", str(self._port),
                    "--customers", str(self.options["customers"]), "--seed", str(self.options["seed"]),
-                   "--latency-ms", str(self.options["latency_ms"]), "--rate-limit", str(self.options["rate_limit"])]
+                   "--latency-ms", str(self.options["latency_ms"]), "--rate-limit", str(self.options["rate_limit"]),
+                   "--products", str(self.options["products"]),
+                   "--invoices-per-customer", str(self.options["invoices_per_customer"])]
         if self.options["token"]:
             command += ["--token", self.options["token"]]
         if self.options["workspace"]:
@@ -227,6 +238,66 @@ class PiriodEmulator:
         return self._control(
             "PATCH", f"customers/{quote(customer_id, safe='')}", _with_timing(fields, after_seconds, after_requests)
         )
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """Records per resource in the workspace: ``{"invoices": {"live": n, "test_mode": m}, ...}``."""
+        return self._control("GET", "counts")
+
+    def records(self, resource: str, *, test_mode: bool = False) -> list[dict[str, Any]]:
+        """Every object of ``resource`` in the workspace as the API shows it, in creation order, money as Decimal."""
+        return self._exact_control("GET", resource, test_mode="true" if test_mode else "false")
+
+    def record(self, resource: str, object_id: str | int) -> dict[str, Any]:
+        """One object of ``resource`` (ids may be integers, as credit notes' are), money as Decimal."""
+        return self._exact_control("GET", f"{resource}/{quote(str(object_id), safe='')}")
+
+    def create(
+        self,
+        resource: str,
+        fields: dict[str, Any] | None = None,
+        *,
+        after_seconds: float | None = None,
+        after_requests: int | None = None,
+        workspace: str | None = None,
+        **more_fields: Any,
+    ) -> dict[str, Any]:
+        """
+        Create an object of ``resource`` now and return it; or, with ``after_seconds`` / ``after_requests``,
+        create it later and return ``{"scheduled": True, "id": ...}``. ``fields`` (and keyword fields) are laid
+        over generated data; naming a parent (``customer``, ``invoice``, ``product``, ``payment``) ties it to
+        that one. Decimal values reach the emulator with every digit.
+        """
+        payload = _with_timing({**(fields or {}), **more_fields}, after_seconds, after_requests)
+        if workspace is not None:
+            payload["workspace"] = workspace
+        return self._exact_control("POST", resource, payload)
+
+    def update(
+        self,
+        resource: str,
+        object_id: str | int,
+        fields: dict[str, Any] | None = None,
+        *,
+        after_seconds: float | None = None,
+        after_requests: int | None = None,
+        **more_fields: Any,
+    ) -> dict[str, Any]:
+        """Change fields (e.g. ``status``) now, or once ``after_seconds`` pass / ``after_requests`` requests arrive."""
+        payload = _with_timing({**(fields or {}), **more_fields}, after_seconds, after_requests)
+        return self._exact_control("PATCH", f"{resource}/{quote(str(object_id), safe='')}", payload)
+
+    def _exact_control(self, method: str, route: str, payload: Any = None, **params: Any) -> Any:
+        """A control call whose bodies carry Decimals as exact JSON numbers, both ways."""
+        from airflow_provider_piriod.testing.jsontext import dumps_bytes, loads
+
+        if not self.url:
+            raise RuntimeError("the Piriod emulator is not running; use it inside `with PiriodEmulator() as ...`")
+        body = None if payload is None else dumps_bytes(payload)
+        response = self._http.request(method, f"{self.url}/__emulator__/{route}", data=body, params=params,
+                                      headers={"Content-Type": "application/json"}, timeout=30)
+        if response.status_code >= 400:
+            raise RuntimeError(f"emulator control {method} {route}: {response.status_code} {response.text}")
+        return loads(response.content)
 
     def add_fault(self, kind: str, **spec: Any) -> dict[str, Any]:
         """Inject a fault (see ``FAULT_KINDS`` in :mod:`airflow_provider_piriod.testing.app`)."""

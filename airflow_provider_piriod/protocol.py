@@ -1,12 +1,11 @@
-"""Piriod's HTTP rules, independent of the HTTP client.
+"""Piriod's request rules, independent of the HTTP client: ids, filters, page sizes, retry timing.
 
-The sync hook (requests) and the async trigger (httpx) both build paths, query strings and
-retry delays here and turn answers into typed errors here, so both follow the same rules.
+The sync and async transports build paths, query strings and retry delays here, so both follow
+the same rules and bad input is refused before any request exists.
 """
 
 from __future__ import annotations
 
-import json
 import random
 import time
 from collections.abc import Iterable, Mapping
@@ -14,18 +13,14 @@ from datetime import date, datetime
 from decimal import Decimal
 from email.utils import parsedate_to_datetime
 from typing import Any
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import quote
 
 from airflow_provider_piriod.exceptions import (
-    PiriodAuthError,
-    PiriodError,
     PiriodInputError,
     PiriodNetworkError,
-    PiriodNotFoundError,
     PiriodRateLimitError,
     PiriodResponseError,
     PiriodServerError,
-    PiriodValidationError,
 )
 
 CUSTOMERS_PATH = "/customers/"
@@ -33,7 +28,6 @@ MAX_PAGE_SIZE = 100
 MAX_WORKERS = 64
 MAX_ID_LENGTH = 1024
 RESERVED_PARAMS = frozenset({"page", "page_size"})
-REDACTED = "***"
 
 
 class PiriodDecodeError(PiriodResponseError):
@@ -46,19 +40,22 @@ TRANSIENT_ERRORS = (PiriodNetworkError, PiriodRateLimitError, PiriodServerError,
 # ----------------------------------------------------------------------------- request building
 
 
-def validate_customer_id(customer_id: Any, argument: str = "customer_id") -> str:
-    """Return ``customer_id`` if it can be sent as one path segment, else raise PiriodInputError."""
-    if not isinstance(customer_id, str):
-        raise PiriodInputError(f"{argument} must be a string, got {type(customer_id).__name__}")
-    if not customer_id.strip():
+def validate_object_id(object_id: Any, argument: str = "object_id", *, integers: bool = False) -> str:
+    """``object_id`` as the text of one path segment, else PiriodInputError (integers only where allowed)."""
+    if integers and isinstance(object_id, int) and not isinstance(object_id, bool) and object_id >= 0:
+        return str(object_id)
+    if not isinstance(object_id, str):
+        kinds = "a string or a whole number" if integers else "a string"
+        raise PiriodInputError(f"{argument} must be {kinds}, got {type(object_id).__name__}")
+    if not object_id.strip():
         raise PiriodInputError(f"{argument} is empty or blank")
-    if customer_id in (".", ".."):
+    if object_id in (".", ".."):
         # HTTP clients resolve dot segments even when percent-encoded, so these can never be sent safely
-        raise PiriodInputError(f"{argument} {customer_id!r} is not a valid id")
-    if len(customer_id) > MAX_ID_LENGTH:
-        raise PiriodInputError(f"{argument} is {len(customer_id)} characters long (at most {MAX_ID_LENGTH})")
-    _check_encodable(customer_id, argument)
-    return customer_id
+        raise PiriodInputError(f"{argument} {object_id!r} is not a valid id")
+    if len(object_id) > MAX_ID_LENGTH:
+        raise PiriodInputError(f"{argument} is {len(object_id)} characters long (at most {MAX_ID_LENGTH})")
+    _check_encodable(object_id, argument)
+    return object_id
 
 
 def _check_encodable(text: str, argument: str) -> None:
@@ -69,19 +66,17 @@ def _check_encodable(text: str, argument: str) -> None:
         raise PiriodInputError(f"{argument} is not valid Unicode text (it holds a lone surrogate)") from None
 
 
-def validate_customer_ids(customer_ids: Any, argument: str = "customer_ids") -> list[str]:
+def validate_object_ids(object_ids: Any, argument: str = "object_ids", *, integers: bool = False) -> list[str]:
     """Check a list of ids up front, so a bad one fails before any request is sent."""
-    if isinstance(customer_ids, (str, bytes)) or not isinstance(customer_ids, Iterable):
-        raise PiriodInputError(f"{argument} must be a list of ids, got {type(customer_ids).__name__}")
-    ids = list(customer_ids)
-    for index, customer_id in enumerate(ids):
-        validate_customer_id(customer_id, f"{argument}[{index}]")
-    return ids
+    if isinstance(object_ids, (str, bytes)) or not isinstance(object_ids, Iterable):
+        raise PiriodInputError(f"{argument} must be a list of ids, got {type(object_ids).__name__}")
+    return [validate_object_id(object_id, f"{argument}[{index}]", integers=integers)
+            for index, object_id in enumerate(object_ids)]
 
 
 def customer_path(customer_id: str) -> str:
     """``/customers/<id>/`` with every reserved character of the id percent-encoded."""
-    return f"{CUSTOMERS_PATH}{quote(validate_customer_id(customer_id), safe='')}/"
+    return f"{CUSTOMERS_PATH}{quote(validate_object_id(customer_id, 'customer_id'), safe='')}/"
 
 
 def validate_page_size(page_size: Any) -> int:
@@ -137,27 +132,6 @@ def _scalar(key: str, value: Any) -> str:
     raise PiriodInputError(f"filters[{key!r}] must be a string, number, boolean, date or list, got {type(value).__name__}")
 
 
-def next_page_url(next_url: Any, base_url: str, method: str, path: str) -> str:
-    """Follow ``next`` only on the configured scheme+host+port (an http:// echo of an https base is upgraded)."""
-    if not isinstance(next_url, str) or not next_url:
-        raise PiriodResponseError(f"Piriod {method} {path}: 'next' is not a URL: {str(next_url)[:80]!r}")
-    base = urlsplit(base_url)
-    target = urlsplit(next_url)
-    same_host = (target.hostname or "").lower() == (base.hostname or "").lower()
-    if same_host and target.scheme == base.scheme and _port(target) == _port(base):
-        return next_url
-    if same_host and base.scheme == "https" and target.scheme == "http" and target.port in (None, base.port):
-        return urlunsplit(target._replace(scheme="https", netloc=base.netloc))
-    raise PiriodResponseError(
-        f"Piriod {method} {path}: refusing to follow 'next' to {target.scheme}://{target.netloc} "
-        f"(configured {base.scheme}://{base.netloc}); the token is only sent to the configured host"
-    )
-
-
-def _port(parts) -> int | None:
-    return parts.port or {"http": 80, "https": 443}.get(parts.scheme)
-
-
 # ----------------------------------------------------------------------------- retry timing
 
 
@@ -194,151 +168,3 @@ def retry_delay(
         return wait + random.uniform(0, 0.1 * wait + 0.01)
     ceiling = min(cap, base * (2 ** (attempt - 1)))
     return ceiling / 2 + random.uniform(0, ceiling / 2)
-
-
-# ----------------------------------------------------------------------------- answers
-
-
-class BodyBudget:
-    """Reads a body without trusting the server: a total deadline and a size cap, checked per chunk."""
-
-    def __init__(self, *, limit: int, timeout: float, deadline: float, method: str, path: str, status: int) -> None:
-        self.limit, self.timeout, self.deadline = limit, timeout, deadline
-        self.method, self.path, self.status = method, path, status
-        self.size = 0
-
-    def check_declared(self, content_length: str | None) -> None:
-        if content_length and content_length.isdigit() and int(content_length) > self.limit:
-            raise self._too_large(f"answer of {int(content_length)} bytes")
-
-    def add(self, chunk: bytes) -> None:
-        self.size += len(chunk)
-        if self.size > self.limit:
-            raise self._too_large("answer")
-        self.check_time()
-
-    def check_time(self) -> None:
-        if time.monotonic() > self.deadline:
-            raise PiriodNetworkError(
-                f"Piriod {self.method} {self.path}: answer not complete within the {self.timeout:g} s deadline",
-                status_code=self.status, method=self.method, path=self.path,
-            )
-
-    def _too_large(self, what: str) -> PiriodResponseError:
-        return PiriodResponseError(
-            f"Piriod {self.method} {self.path}: {what} exceeds the {self.limit}-byte limit",
-            status_code=self.status, method=self.method, path=self.path,
-        )
-
-
-def decode_json(body: bytes, method: str, path: str, status: int, secret: str = "") -> Any:
-    try:
-        return json.loads(body)
-    except ValueError:
-        raise PiriodDecodeError(
-            f"Piriod {method} {path} returned {status} with a body that is not valid JSON "
-            f"({len(body)} bytes, starts {redact(_snippet(body), secret)!r})",
-            status_code=status,
-            method=method,
-            path=path,
-        ) from None
-
-
-def check_object(data: Any, method: str, path: str) -> dict[str, Any]:
-    if not isinstance(data, dict):
-        raise PiriodResponseError(
-            f"Piriod {method} {path} returned JSON {type(data).__name__}, expected an object",
-            method=method,
-            path=path,
-        )
-    return data
-
-
-def check_page(data: Any, method: str, path: str) -> dict[str, Any]:
-    """A list answer must be Piriod's envelope: an object with a ``results`` list and an integer ``count``."""
-    page = check_object(data, method, path)
-    if not isinstance(page.get("results"), list) or not isinstance(page.get("count"), int):
-        raise PiriodResponseError(
-            f"Piriod {method} {path} returned an object without a 'results' list and a 'count' "
-            f"(keys: {sorted(page)[:10]})",
-            method=method,
-            path=path,
-        )
-    return page
-
-
-def error_from_response(
-    method: str,
-    path: str,
-    status: int,
-    reason: str,
-    body: bytes,
-    headers: Mapping[str, str],
-    secret: str = "",
-) -> PiriodError:
-    """
-    Map a non-2xx answer to its typed error, with Piriod's ``detail`` or field errors in the message.
-
-    ``secret`` (the token) is cut out of everything taken from the body, in case a proxy echoes it.
-    """
-    detail, errors = _explain(redact(body.decode("utf-8", "replace"), secret).encode())
-    text = f"Piriod {method} {path} returned {status} {reason}".rstrip()
-    if detail:
-        text += f": {detail}"
-    kwargs: dict[str, Any] = {"status_code": status, "detail": detail, "method": method, "path": path}
-    if status == 429:
-        return PiriodRateLimitError(text, retry_after=parse_retry_after(headers.get("Retry-After")), **kwargs)
-    if status >= 500:
-        return PiriodServerError(text, retry_after=parse_retry_after(headers.get("Retry-After")), **kwargs)
-    if status in (401, 403) or (status == 400 and "workspace" in (detail or "").lower()):
-        return PiriodAuthError(text + _auth_hint(status), **kwargs)
-    if status == 404:
-        return PiriodNotFoundError(text, **kwargs)
-    if status == 400:
-        return PiriodValidationError(text, errors=errors, **kwargs)
-    if 300 <= status < 400:
-        location = urlsplit(headers.get("Location", ""))
-        return PiriodResponseError(
-            f"{text}; redirects are not followed (Location points to {location.netloc or 'the same host'})",
-            **kwargs,
-        )
-    return PiriodError(text, **kwargs)
-
-
-def _auth_hint(status: int) -> str:
-    if status == 401:
-        return " (check the connection's API token)"
-    return " (check the connection's workspace: the token must belong to it)"
-
-
-def _explain(body: bytes) -> tuple[str | None, dict[str, list[str]]]:
-    """Piriod's ``detail``, or its field errors flattened to ``field: message`` text."""
-    try:
-        data = json.loads(body) if body else None
-    except ValueError:
-        return (f"non-JSON body: {_snippet(body)}" if body.strip() else None), {}
-    if isinstance(data, dict):
-        if isinstance(data.get("detail"), str):
-            return data["detail"], {}
-        errors = {str(k): _messages(v) for k, v in data.items()}
-        return "; ".join(f"{k}: {' '.join(v)}" for k, v in errors.items()) or None, errors
-    if isinstance(data, list):
-        return " ".join(_messages(data)) or None, {}
-    return (str(data) if data is not None else None), {}
-
-
-def _messages(value: Any) -> list[str]:
-    if isinstance(value, list):
-        return [m for item in value for m in _messages(item)]
-    if isinstance(value, dict):
-        return [f"{k}: {m}" for k, v in value.items() for m in _messages(v)]
-    return [str(value)]
-
-
-def _snippet(body: bytes, limit: int = 120) -> str:
-    text = body[:limit].decode("utf-8", "replace")
-    return " ".join(text.split())
-
-
-def redact(text: str, secret: str) -> str:
-    return text.replace(secret, REDACTED) if secret else text

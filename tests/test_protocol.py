@@ -20,14 +20,13 @@ from airflow_provider_piriod.exceptions import (
     PiriodServerError,
     PiriodValidationError,
 )
-from airflow_provider_piriod.protocol import (
-    customer_path,
-    error_from_response,
-    filter_params,
-    next_page_url,
-    parse_retry_after,
-    retry_delay,
-)
+from airflow_provider_piriod.protocol import customer_path, filter_params, parse_retry_after, retry_delay
+from airflow_provider_piriod.transport.answers import error_from_response
+from airflow_provider_piriod.transport.pages import follow_next
+
+
+def next_page_url(next_url, base_url, method, path):
+    return follow_next(next_url, base_url, path)
 
 
 @pytest.mark.parametrize(
@@ -80,7 +79,7 @@ BASE = "https://api.piriod.com"
     ("next_url", "followed"),
     [
         ("https://api.piriod.com/customers/?page=2", "https://api.piriod.com/customers/?page=2"),
-        ("https://API.piriod.com:443/customers/?page=2", "https://API.piriod.com:443/customers/?page=2"),
+        ("https://API.piriod.com:443/customers/?page=2#x", "https://api.piriod.com/customers/?page=2"),
         ("http://api.piriod.com/customers/?page=2", "https://api.piriod.com/customers/?page=2"),
     ],
 )

@@ -1,63 +1,38 @@
-"""PiriodHook: credentials, a pooled session and one hardened request path to the Piriod API."""
+"""PiriodHook and PiriodAsyncHook: the public API for reading any Piriod resource.
+
+The hooks validate arguments, resolve the connection and turn JSON into models; everything about
+the wire (throttle, deadlines, retries, pages, errors) is the transport's, in
+:mod:`airflow_provider_piriod.transport`.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import threading
-import time
-from collections import deque
-from collections.abc import AsyncIterator, Iterator, Mapping
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from functools import cached_property
-from itertools import islice
 from typing import Any
-from urllib.parse import urlsplit
 
 import requests
-import urllib3
-from requests.adapters import HTTPAdapter
 
-from airflow_provider_piriod import __version__
 from airflow_provider_piriod.compat import BaseHook, amask_secret, mask_secret
 from airflow_provider_piriod.connection import PiriodSettings, settings_from_connection
-from airflow_provider_piriod.exceptions import (
-    PiriodNetworkError,
-    PiriodNotFoundError,
-    PiriodRateLimitError,
-    PiriodResponseError,
-)
-from airflow_provider_piriod.models import Customer
+from airflow_provider_piriod.exceptions import PiriodResponseError
+from airflow_provider_piriod.models import Customer, PiriodModel
 from airflow_provider_piriod.protocol import (
-    CUSTOMERS_PATH,
-    BodyBudget,
-    MAX_WORKERS,
-    TRANSIENT_ERRORS,
-    check_object,
-    check_page,
-    customer_path,
-    decode_json,
-    error_from_response,
     filter_params,
-    next_page_url,
-    redact,
     retry_delay,
-    validate_customer_ids,
     validate_max_workers,
+    validate_object_id,
+    validate_object_ids,
     validate_page_size,
 )
+from airflow_provider_piriod.resources import Resource, get_resource
+from airflow_provider_piriod.transport.aio import AsyncPiriodTransport
+from airflow_provider_piriod.transport.answers import redact
+from airflow_provider_piriod.transport.sync import PiriodTransport
+from airflow_provider_piriod.transport.throttle import Throttle
 
-class _TokenAuth(requests.auth.AuthBase):
-    """Sets ``Authorization: Token ...`` at send time (and stops requests from reading ~/.netrc)."""
-
-    def __init__(self, authorization: str) -> None:
-        self._authorization = authorization
-
-    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
-        request.headers["Authorization"] = self._authorization
-        return request
-
-    def __repr__(self) -> str:
-        return "<TokenAuth ***>"
+CUSTOMERS = "customers"
 
 
 def _connection_type_info() -> dict[str, Any]:
@@ -65,116 +40,6 @@ def _connection_type_info() -> dict[str, Any]:
 
     (info,) = get_provider_info()["connection-types"]
     return info
-
-
-class _Throttle:
-    """
-    Shared by every worker of one hook: how fast, and how many at once, requests may go out.
-
-    * A ``Retry-After`` pauses all workers, not just the one that was told.
-    * The number of requests in flight starts at 4 and grows by one per success (doubling every
-      round trip) up to ``max_workers``, as TCP slow start does. A 429 halves it (once per burst of
-      429s); from then on each success adds ``1/limit``, about one slot per round trip.
-    * A 429 also starts pacing: request starts are spaced at the rate Piriod accepted over the last
-      second; each success then shortens the gap by 1 % to find out whether more is allowed.
-
-    A rate-limited Piriod therefore sees the hook settle just under the rate it allows, instead of
-    every worker retrying into the limit.
-    """
-
-    def __init__(self, ceiling: int = MAX_WORKERS, start: int = 4) -> None:
-        self._ready = threading.Condition()
-        self._ceiling = float(ceiling)
-        self._limit = float(min(start, ceiling))
-        self._slow_start = True
-        self._in_flight = 0
-        self._paused_until = 0.0
-        self._gap = 0.0  # seconds between request starts; 0 until Piriod throttles
-        self._next_start = 0.0
-        self._recent_successes: deque[float] = deque()
-        self._round = 0  # bumped on every decrease, so one burst of 429s counts once
-
-    @property
-    def limit(self) -> float:
-        return self._limit
-
-    def acquire(self) -> int:
-        """Wait for the pause, a free slot and the pacing gap; returns the round the request belongs to."""
-        with self._ready:
-            while True:
-                now = time.monotonic()
-                wait = max(self._paused_until, self._next_start) - now
-                if wait > 0:
-                    self._ready.wait(wait)
-                elif self._in_flight >= max(1, int(self._limit)):
-                    self._ready.wait()
-                else:
-                    self._in_flight += 1
-                    self._next_start = now + self._gap
-                    return self._round
-
-    def release(self, round_: int, *, throttled: bool = False, pause: float | None = None) -> None:
-        with self._ready:
-            now = time.monotonic()
-            self._in_flight -= 1
-            if pause:
-                self._paused_until = max(self._paused_until, now + pause)
-            recent = self._recent_successes
-            while recent and recent[0] < now - 1.0:
-                recent.popleft()
-            if throttled:
-                if round_ == self._round:
-                    self._limit = max(1.0, min(self._limit, self._in_flight + 1) / 2)
-                    if len(recent) >= 2:  # the rate Piriod just accepted
-                        self._gap = max(self._gap, max(now - recent[0], 1e-3) / len(recent))
-                    self._round += 1
-                    self._slow_start = False
-            else:
-                recent.append(now)
-                self._limit = min(self._ceiling, self._limit + (1 if self._slow_start else 1 / self._limit))
-                self._gap *= 0.99
-            self._ready.notify_all()
-
-
-class _PageWalk:
-    """Bookkeeping for following ``next``: origin check, loop detection, and ids already yielded.
-
-    Piriod pages by offset, so a customer created during a scan shifts later pages by one and
-    repeats an item; repeats are skipped (and counted) so every customer is yielded once.
-    """
-
-    def __init__(self, base_url: str) -> None:
-        self.base_url = base_url
-        self.seen_pages: set[str] = set()
-        self.seen_ids: set[str] = set()
-        self.duplicates = 0
-
-    def fresh(self, results: list[Any], path: str) -> Iterator[dict[str, Any]]:
-        for item in results:
-            customer = check_object(item, "GET", path)
-            customer_id = customer.get("id")
-            if customer_id in self.seen_ids:
-                self.duplicates += 1
-                continue
-            if customer_id is not None:
-                self.seen_ids.add(customer_id)
-            yield customer
-
-    def next_url(self, page: dict[str, Any], path: str) -> str | None:
-        if not page.get("next"):
-            return None
-        url = next_page_url(page["next"], self.base_url, "GET", path)
-        if url in self.seen_pages:
-            raise PiriodResponseError(f"Piriod GET {path}: 'next' points back to a page already read ({url})")
-        self.seen_pages.add(url)
-        return url
-
-    def report(self, log: Any) -> None:
-        if self.duplicates:
-            log.warning(
-                "Skipped %d customers already returned by an earlier page (pages shifted while reading, "
-                "usually because customers were created during the scan)", self.duplicates
-            )
 
 
 class _PiriodHookBase(BaseHook):
@@ -220,13 +85,29 @@ class _PiriodHookBase(BaseHook):
         )
 
 
+def to_model(resource: Resource, data: dict[str, Any]) -> PiriodModel:
+    """The typed model of one object; an object that does not fit it is a PiriodResponseError, never pydantic's."""
+    from pydantic import ValidationError
+
+    try:
+        return resource.model.from_json(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(map(str, error['loc'])) or 'object'}: {error['msg']}" for error in exc.errors()[:5]
+        )
+        raise PiriodResponseError(
+            f"Piriod GET {resource.path}: a {resource.label} does not have the documented shape ({problems[:400]})",
+            method="GET", path=resource.path,
+        ) from None
+
+
 class PiriodHook(_PiriodHookBase):
     """
-    Talk to the Piriod API with the token and workspace of an Airflow connection.
+    Read Piriod resources with the token and workspace of an Airflow connection.
 
-    Nothing is looked up or sent until a method is called. Every request goes through
-    :meth:`_request_json`: per-request deadline, retries with backoff on transient failures,
-    typed errors.
+    Nothing is looked up or sent until a method is called. Resources are named as in
+    :data:`airflow_provider_piriod.resources.RESOURCES` (``"invoices"``, ``"payments"``, ...); the
+    customer methods are the same calls with ``resource="customers"``.
 
     :param piriod_conn_id: Airflow connection of type ``piriod``.
     :param test_mode: override the connection's ``test_mode`` extra.
@@ -243,7 +124,7 @@ class PiriodHook(_PiriodHookBase):
         max_retries: int | None = None,
     ) -> None:
         super().__init__(piriod_conn_id, test_mode=test_mode, timeout=timeout, max_retries=max_retries)
-        self._throttle = _Throttle()
+        self._throttle = Throttle()
 
     # ------------------------------------------------------------------ connection form (Airflow 2.x UI)
 
@@ -288,80 +169,92 @@ class PiriodHook(_PiriodHookBase):
         return settings
 
     @cached_property
-    def _session(self) -> requests.Session:
-        settings = self.settings
-        session = requests.Session()
-        session.headers.update(settings.headers)
-        session.headers["User-Agent"] = f"airflow-provider-piriod/{__version__}"
-        session.auth = _TokenAuth(settings.authorization)
-        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=MAX_WORKERS, max_retries=0)
-        session.mount("https://", adapter)
-        session.mount("http://", adapter)
-        return session
+    def _transport(self) -> PiriodTransport:
+        return PiriodTransport(self.settings, log=self.log, retry_delay=self._retry_delay, throttle=self._throttle)
 
     def get_conn(self) -> requests.Session:
         """The pooled session with Piriod's headers set; built once per hook."""
-        return self._session
+        return self._transport.session
 
-    # ------------------------------------------------------------------ public API
+    # ------------------------------------------------------------------ any resource
 
-    def get_customer(self, customer_id: str) -> Customer:
-        """Retrieve one customer; raises PiriodNotFoundError if it does not exist in this workspace and mode."""
-        path = customer_path(customer_id)
-        return Customer.from_json(check_object(self._request_json(self._url(path)), "GET", path))
+    def get_object(self, resource: str, object_id: str | int) -> PiriodModel:
+        """Retrieve one object; PiriodNotFoundError if it does not exist in this workspace and mode."""
+        return self._get_object(get_resource(resource), object_id, "object_id")
 
-    def get_customers(
-        self,
-        customer_ids: list[str],
-        *,
-        max_workers: int = 8,
-        ignore_missing: bool = False,
-    ) -> list[Customer]:
+    def get_objects(
+        self, resource: str, object_ids: Sequence[str | int], *, max_workers: int = 8, ignore_missing: bool = False
+    ) -> list[PiriodModel]:
         """
-        Retrieve many customers concurrently over one pooled session, in input order.
+        Retrieve many objects concurrently over one pooled session, in input order.
 
         Every id is checked before the first request. A repeated id is fetched once and returned
         at each of its positions. With ``ignore_missing`` unknown ids are left out; otherwise the
-        first failure stops the remaining requests and is raised.
+        first failure stops the requests not yet sent and is raised.
         """
-        ids = validate_customer_ids(customer_ids)
-        workers = validate_max_workers(max_workers)
-        unique = list(dict.fromkeys(ids))
-        found = self._fetch_all(unique, workers, ignore_missing)
-        return [found[customer_id] for customer_id in ids if customer_id in found]
+        return self._get_objects(get_resource(resource), object_ids, "object_ids", max_workers, ignore_missing)
+
+    def iter_objects(
+        self, resource: str, filters: Mapping[str, Any] | None = None, *, page_size: int = 100, max_workers: int = 1
+    ) -> Iterator[PiriodModel]:
+        """
+        Yield every object matching ``filters``, in Piriod's order, each once.
+
+        With ``max_workers=1`` (the default) pages are read one after another by following
+        ``next``. With more, the first page's ``count`` tells how many pages there are and up to
+        ``max_workers`` of them are fetched at once; they are still yielded in order, and only a
+        bounded window of pages is held in memory.
+        """
+        spec = get_resource(resource)
+        items = self._iter_json(spec, filters, page_size, max_workers)
+        return (to_model(spec, item) for item in items)
+
+    def iter_object_json(
+        self, resource: str, filters: Mapping[str, Any] | None = None, *, page_size: int = 100, max_workers: int = 1
+    ) -> Iterator[dict[str, Any]]:
+        """Like :meth:`iter_objects`, but the JSON objects as Piriod sent them: the fastest way to export."""
+        return self._iter_json(get_resource(resource), filters, page_size, max_workers)
+
+    def list_objects(self, resource: str, filters: Mapping[str, Any] | None = None, **kwargs: Any) -> list[PiriodModel]:
+        """All objects matching ``filters`` as a list (see :meth:`iter_objects`)."""
+        return list(self.iter_objects(resource, filters, **kwargs))
+
+    def count_objects(self, resource: str, filters: Mapping[str, Any] | None = None) -> int:
+        """How many objects match ``filters``, in one small request."""
+        spec = get_resource(resource)
+        return self._transport.count(spec, filter_params(filters))
+
+    # ------------------------------------------------------------------ customers (the same calls)
+
+    def get_customer(self, customer_id: str) -> Customer:
+        """Retrieve one customer; raises PiriodNotFoundError if it does not exist in this workspace and mode."""
+        return self._get_object(get_resource(CUSTOMERS), customer_id, "customer_id")
+
+    def get_customers(
+        self, customer_ids: list[str], *, max_workers: int = 8, ignore_missing: bool = False
+    ) -> list[Customer]:
+        """Retrieve many customers concurrently, in input order (see :meth:`get_objects`)."""
+        return self._get_objects(get_resource(CUSTOMERS), customer_ids, "customer_ids", max_workers, ignore_missing)
 
     def iter_customers(
         self, filters: Mapping[str, Any] | None = None, *, page_size: int = 100, max_workers: int = 1
     ) -> Iterator[Customer]:
-        """
-        Yield every customer matching ``filters``, in Piriod's order, each once.
-
-        With ``max_workers=1`` (the default) pages are read one after another by following
-        ``next``. With more, the first page's ``count`` tells how many pages there are and up to
-        ``max_workers`` of them are fetched at once over the pooled session; they are still yielded
-        in order, and at most ``max_workers`` pages are held in memory.
-        """
-        return (Customer.from_json(item) for item in self.iter_customer_json(
-            filters, page_size=page_size, max_workers=max_workers))
+        """Yield every customer matching ``filters`` (see :meth:`iter_objects`)."""
+        return self.iter_objects(CUSTOMERS, filters, page_size=page_size, max_workers=max_workers)
 
     def iter_customer_json(
         self, filters: Mapping[str, Any] | None = None, *, page_size: int = 100, max_workers: int = 1
     ) -> Iterator[dict[str, Any]]:
-        """Like :meth:`iter_customers`, but the JSON objects as Piriod sent them, without building models.
-
-        The fastest way to export customers (what the operator streams to XCom and files).
-        """
-        params = {**filter_params(filters), "page_size": str(validate_page_size(page_size))}
-        return self._iter_json(params, validate_max_workers(max_workers))
+        """Like :meth:`iter_customers`, but the JSON objects as Piriod sent them, without building models."""
+        return self.iter_object_json(CUSTOMERS, filters, page_size=page_size, max_workers=max_workers)
 
     def list_customers(self, filters: Mapping[str, Any] | None = None, **kwargs: Any) -> list[Customer]:
         """All customers matching ``filters`` as a list (see :meth:`iter_customers`)."""
-        return list(self.iter_customers(filters, **kwargs))
+        return self.list_objects(CUSTOMERS, filters, **kwargs)
 
     def count_customers(self, filters: Mapping[str, Any] | None = None) -> int:
         """How many customers match ``filters``, in one small request."""
-        params = {**filter_params(filters), "page_size": "1"}
-        return check_page(self._request_json(self._url(CUSTOMERS_PATH), params), "GET", CUSTOMERS_PATH)["count"]
+        return self.count_objects(CUSTOMERS, filters)
 
     def test_connection(self) -> tuple[bool, str]:
         """Read-only check used by the UI's Test button and ``airflow connections test``."""
@@ -378,162 +271,26 @@ class PiriodHook(_PiriodHookBase):
 
     # ------------------------------------------------------------------ internals
 
-    def _url(self, path: str) -> str:
-        return f"{self.settings.base_url}{path}"
+    def _get_object(self, resource: Resource, object_id: Any, argument: str) -> Any:
+        object_id = validate_object_id(object_id, argument, integers=resource.integer_ids)
+        return to_model(resource, self._transport.get_object(resource, object_id))
 
-    def _iter_json(self, params: dict[str, str], workers: int) -> Iterator[dict[str, Any]]:
-        pages = _PageWalk(self.settings.base_url)
-        url = self._url(CUSTOMERS_PATH)
-        page = check_page(self._request_json(url, params), "GET", CUSTOMERS_PATH)
-        for item in pages.fresh(page["results"], CUSTOMERS_PATH):
-            yield item
-        if workers > 1 and page.get("next"):
-            page_size = int(params["page_size"])
-            last_page = -(-page["count"] // page_size)
-            for number, page in self._pages_in_parallel(url, params, range(2, last_page + 1), workers):
-                if page is None:
-                    self._confirm_list_ends_before(number, params, page_size)
-                    break
-                for item in pages.fresh(page["results"], CUSTOMERS_PATH):
-                    yield item
-        # follow `next` from the last page read: all of them sequentially, or any that appeared
-        # while the parallel pages were read (customers created meanwhile push items further)
-        next_url = pages.next_url(page, CUSTOMERS_PATH) if page is not None else None
-        while next_url:
-            path = urlsplit(next_url).path
-            page = check_page(self._request_json(next_url), "GET", path)  # next links carry the query
-            for item in pages.fresh(page["results"], path):
-                yield item
-            next_url = pages.next_url(page, path)
-        pages.report(self.log)
+    def _get_objects(
+        self, resource: Resource, object_ids: Any, argument: str, max_workers: int, ignore_missing: bool
+    ) -> list[Any]:
+        ids = validate_object_ids(object_ids, argument, integers=resource.integer_ids)
+        workers = validate_max_workers(max_workers)
+        unique = list(dict.fromkeys(ids))
+        found = self._transport.get_objects(resource, unique, workers=min(workers, max(1, len(unique))),
+                                            ignore_missing=ignore_missing)
+        models = {object_id: to_model(resource, data) for object_id, data in found.items()}
+        return [models[object_id] for object_id in ids if object_id in models]
 
-    def _confirm_list_ends_before(self, number: int, params: dict[str, str], page_size: int) -> None:
-        """Page ``number`` answered 404: fine if a fresh count agrees the list got shorter, else an error."""
-        query = {**params, "page_size": "1"}
-        count = check_page(self._request_json(self._url(CUSTOMERS_PATH), query), "GET", CUSTOMERS_PATH)["count"]
-        if count > (number - 1) * page_size:
-            raise PiriodResponseError(
-                f"Piriod GET {CUSTOMERS_PATH}: page {number} answered 404 although {count} customers match "
-                f"at {page_size} per page; refusing to return a partial list"
-            )
-        self.log.info("Piriod's list shrank to %d customers while it was read; it ends before page %d", count, number)
-
-    def _pages_in_parallel(
-        self, url: str, params: dict[str, str], numbers: range, workers: int
-    ) -> Iterator[tuple[int, dict[str, Any] | None]]:
-        """``(number, page)`` for pages fetched ``workers`` at a time, in order; page None if it is gone (404)."""
-
-        def fetch(number: int) -> dict[str, Any] | None:
-            try:
-                return check_page(self._request_json(url, {**params, "page": str(number)}), "GET", CUSTOMERS_PATH)
-            except PiriodNotFoundError:
-                return None
-
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="piriod-pages") as pool:
-            window: deque = deque()
-            queued = iter(numbers)
-            try:
-                for number in islice(queued, workers):
-                    window.append((number, pool.submit(fetch, number)))
-                while window:
-                    number, future = window.popleft()
-                    page = future.result()
-                    for later in islice(queued, 1):
-                        window.append((later, pool.submit(fetch, later)))
-                    yield number, page
-            finally:
-                for _, future in window:
-                    future.cancel()
-
-    def _fetch_all(self, ids: list[str], workers: int, ignore_missing: bool) -> dict[str, Customer]:
-        def fetch(customer_id: str) -> Customer | None:
-            try:
-                return self.get_customer(customer_id)
-            except PiriodNotFoundError:
-                if ignore_missing:
-                    return None
-                raise
-
-        if workers == 1 or len(ids) <= 1:
-            results = [fetch(customer_id) for customer_id in ids]
-        else:
-            self.get_conn()  # build settings and session once, before the threads share them
-            with ThreadPoolExecutor(max_workers=min(workers, len(ids)), thread_name_prefix="piriod") as pool:
-                futures = [pool.submit(fetch, customer_id) for customer_id in ids]
-                done, pending = wait(futures, return_when=FIRST_EXCEPTION)
-                failed = [future for future in futures if future in done and future.exception()]
-                if failed:
-                    for future in pending:
-                        future.cancel()
-                    raise failed[0].exception()
-                results = [future.result() for future in futures]
-        return {customer.id: customer for customer in results if customer is not None}
-
-    def _request_json(self, url: str, params: Mapping[str, str] | None = None) -> Any:
-        """The one request funnel: GET with deadline, retries on transient failures, typed errors."""
-        attempts = self.settings.max_retries + 1
-        for attempt in range(1, attempts + 1):
-            round_ = self._throttle.acquire()
-            try:
-                result = self._send(url, params)
-            except TRANSIENT_ERRORS as exc:
-                throttled = isinstance(exc, PiriodRateLimitError)
-                asked_to_wait = throttled or getattr(exc, "retry_after", None) is not None
-                delay = self._retry_delay(attempt, exc)
-                # the server asked everyone to wait, not just this worker
-                self._throttle.release(round_, throttled=throttled, pause=delay if asked_to_wait else None)
-                if attempt == attempts:
-                    raise
-                self.log.warning(
-                    "Piriod request attempt %d of %d failed (%s); retrying in %.2f s", attempt, attempts, exc, delay
-                )
-                time.sleep(delay)
-            except BaseException:
-                self._throttle.release(round_)
-                raise
-            else:
-                self._throttle.release(round_)
-                return result
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    def _send(self, url: str, params: Mapping[str, str] | None) -> Any:
-        """One attempt: send, read the body within the deadline and size cap, decode or raise."""
-        method, path = "GET", urlsplit(url).path
-        timeout = self.settings.timeout
-        deadline = time.monotonic() + timeout
-        try:
-            response = self.get_conn().get(
-                url, params=params, timeout=(timeout, timeout), allow_redirects=False, stream=True
-            )
-            with response:
-                body = self._read_body(response, deadline, method, path)
-        except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
-            raise PiriodNetworkError(
-                redact(f"Piriod {method} {path} failed before a complete answer arrived: {type(exc).__name__}: {exc}",
-                       self.settings.token),
-                method=method,
-                path=path,
-            ) from None
-        token = self.settings.token
-        if not 200 <= response.status_code < 300:
-            raise error_from_response(
-                method, path, response.status_code, response.reason or "", body, response.headers, token
-            )
-        return decode_json(body, method, path, response.status_code, token)
-
-    def _read_body(self, response: requests.Response, deadline: float, method: str, path: str) -> bytes:
-        """Read without trusting the server: stop at the total deadline or the size cap, whichever first."""
-        budget = BodyBudget(limit=self.settings.max_response_bytes, timeout=self.settings.timeout, deadline=deadline,
-                            method=method, path=path, status=response.status_code)
-        budget.check_declared(response.headers.get("Content-Length"))
-        chunks: list[bytes] = []
-        while True:
-            budget.check_time()
-            chunk = response.raw.read1(65536, decode_content=True)  # returns what has arrived, never waits for 64 KiB
-            if not chunk:
-                return b"".join(chunks)
-            budget.add(chunk)
-            chunks.append(chunk)
+    def _iter_json(
+        self, resource: Resource, filters: Mapping[str, Any] | None, page_size: int, max_workers: int
+    ) -> Iterator[dict[str, Any]]:
+        params = {**filter_params(filters), "page_size": str(validate_page_size(page_size))}
+        return self._transport.iter_list(resource, params, validate_max_workers(max_workers))
 
     def _token_or_empty(self) -> str:
         try:
@@ -550,7 +307,7 @@ class PiriodAsyncHook(_PiriodHookBase):
     sync hook; methods return the JSON Piriod sent. Use it as an async context manager::
 
         async with PiriodAsyncHook("piriod_default") as hook:
-            customer = await hook.get_customer_json("cus_...")
+            invoice = await hook.get_object_json("invoices", "inv_...")
     """
 
     hook_name = "Piriod (async)"
@@ -565,7 +322,7 @@ class PiriodAsyncHook(_PiriodHookBase):
     ) -> None:
         super().__init__(piriod_conn_id, test_mode=test_mode, timeout=timeout, max_retries=max_retries)
         self._settings: PiriodSettings | None = None
-        self._client = None
+        self._transport: AsyncPiriodTransport | None = None
 
     async def get_settings(self) -> PiriodSettings:
         """The validated connection, fetched the Airflow 3 async way (once per hook)."""
@@ -583,100 +340,47 @@ class PiriodAsyncHook(_PiriodHookBase):
         return await asyncio.to_thread(self.get_connection, self.piriod_conn_id)
 
     async def __aenter__(self) -> PiriodAsyncHook:
-        import httpx
-
-        settings = await self.get_settings()
-        self._client = httpx.AsyncClient(
-            headers={**settings.headers, "Authorization": settings.authorization,
-                     "User-Agent": f"airflow-provider-piriod/{__version__}"},
-            timeout=httpx.Timeout(settings.timeout),
-            follow_redirects=False,
-        )
+        transport = AsyncPiriodTransport(await self.get_settings(), log=self.log, retry_delay=self._retry_delay)
+        self._transport = await transport.__aenter__()
         return self
 
     async def __aexit__(self, *exc_info: Any) -> None:
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
+        if self._transport is not None:
+            await self._transport.__aexit__(*exc_info)
+            self._transport = None
+
+    @property
+    def transport(self) -> AsyncPiriodTransport:
+        if self._transport is None:
+            raise RuntimeError("use PiriodAsyncHook as `async with PiriodAsyncHook(...) as hook:`")
+        return self._transport
+
+    async def get_object_json(self, resource: str, object_id: str | int) -> dict[str, Any]:
+        """One object as Piriod sent it; PiriodNotFoundError if it does not exist (yet)."""
+        spec = get_resource(resource)
+        return await self.transport.get_object(spec, validate_object_id(object_id, integers=spec.integer_ids))
+
+    async def count_objects(self, resource: str, filters: Mapping[str, Any] | None = None) -> int:
+        return await self.transport.count(get_resource(resource), filter_params(filters))
+
+    async def iter_object_json(
+        self, resource: str, filters: Mapping[str, Any] | None = None, *, page_size: int = 100
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Every matching object, following ``next`` on the configured origin and list only."""
+        spec = get_resource(resource)
+        params = {**filter_params(filters), "page_size": str(validate_page_size(page_size))}
+        async for item in self.transport.iter_list(spec, params):
+            yield item
 
     async def get_customer_json(self, customer_id: str) -> dict[str, Any]:
-        path = customer_path(customer_id)
-        return check_object(await self._request_json(path), "GET", path)
+        customers = get_resource(CUSTOMERS)
+        return await self.transport.get_object(customers, validate_object_id(customer_id, "customer_id"))
 
     async def count_customers(self, filters: Mapping[str, Any] | None = None) -> int:
-        params = {**filter_params(filters), "page_size": "1"}
-        return check_page(await self._request_json(CUSTOMERS_PATH, params), "GET", CUSTOMERS_PATH)["count"]
+        return await self.count_objects(CUSTOMERS, filters)
 
-    async def iter_customer_json(
+    def iter_customer_json(
         self, filters: Mapping[str, Any] | None = None, *, page_size: int = 100
     ) -> AsyncIterator[dict[str, Any]]:
         """Every matching customer, following ``next`` on the configured origin only."""
-        settings = await self.get_settings()
-        query: dict[str, str] | None = {**filter_params(filters), "page_size": str(validate_page_size(page_size))}
-        url: str | None = f"{settings.base_url}{CUSTOMERS_PATH}"
-        pages = _PageWalk(settings.base_url)
-        while url:
-            path = urlsplit(url).path
-            page = check_page(await self._request_json(url, query), "GET", path)
-            for item in pages.fresh(page["results"], path):
-                yield item
-            url = pages.next_url(page, path)
-            query = None
-        pages.report(self.log)
-
-    async def _request_json(self, path_or_url: str, params: Mapping[str, str] | None = None) -> Any:
-        """The async request funnel: deadline, retries with backoff on transient failures, typed errors."""
-        settings = await self.get_settings()
-        url = path_or_url if "://" in path_or_url else f"{settings.base_url}{path_or_url}"
-        attempts = settings.max_retries + 1
-        for attempt in range(1, attempts + 1):
-            try:
-                return await self._send(url, params)
-            except TRANSIENT_ERRORS as exc:
-                if attempt == attempts:
-                    raise
-                delay = self._retry_delay(attempt, exc)
-                self.log.warning(
-                    "Piriod request attempt %d of %d failed (%s); retrying in %.2f s", attempt, attempts, exc, delay
-                )
-                await asyncio.sleep(delay)
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    async def _send(self, url: str, params: Mapping[str, str] | None) -> Any:
-        import httpx
-
-        if self._client is None:
-            raise RuntimeError("use PiriodAsyncHook as `async with PiriodAsyncHook(...) as hook:`")
-        settings = await self.get_settings()
-        method, path = "GET", urlsplit(url).path
-        try:
-            status, reason, headers, body = await asyncio.wait_for(
-                self._read(url, params, method, path), timeout=settings.timeout
-            )
-        except asyncio.TimeoutError:
-            raise PiriodNetworkError(
-                f"Piriod {method} {path}: answer not complete within the {settings.timeout:g} s deadline",
-                method=method, path=path,
-            ) from None
-        except httpx.HTTPError as exc:
-            raise PiriodNetworkError(
-                redact(f"Piriod {method} {path} failed before a complete answer arrived: {type(exc).__name__}: {exc}",
-                       settings.token),
-                method=method, path=path,
-            ) from None
-        if not 200 <= status < 300:
-            raise error_from_response(method, path, status, reason, body, headers, settings.token)
-        return decode_json(body, method, path, status, settings.token)
-
-    async def _read(self, url: str, params: Mapping[str, str] | None, method: str, path: str):
-        settings = await self.get_settings()
-        async with self._client.stream(method, url, params=params) as response:
-            budget = BodyBudget(limit=settings.max_response_bytes, timeout=settings.timeout,
-                                deadline=time.monotonic() + settings.timeout, method=method, path=path,
-                                status=response.status_code)
-            budget.check_declared(response.headers.get("content-length"))
-            chunks = []
-            async for chunk in response.aiter_bytes():
-                budget.add(chunk)
-                chunks.append(chunk)
-            return response.status_code, response.reason_phrase, response.headers, b"".join(chunks)
+        return self.iter_object_json(CUSTOMERS, filters, page_size=page_size)

@@ -47,8 +47,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Piriod emulator listening on {url}", flush=True)
     print(f"  workspace: {state.workspace}")
     print(f"  token:     {state.token}")
-    print(f"  customers: {len(state.records())} live, {len(state.records(test_mode=True))} test mode")
-    print("  also:      contacts, invoices, payments, subscriptions, creditnotes, plans, products, payment-receipts")
+    print(f"  customers: {len(state.records())} live, {len(state.records(test_mode=True))} test mode; also contacts, "
+          "invoices, payments, subscriptions, creditnotes, plans, products, payment-receipts")
     print(f"export AIRFLOW_CONN_PIRIOD_DEFAULT='{json.dumps(conn)}'", flush=True)
     server = make_server(state, sock)
     try:

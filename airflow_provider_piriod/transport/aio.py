@@ -1,0 +1,151 @@
+"""The async transport behind PiriodAsyncHook (triggers): httpx, never a blocking call.
+
+The same rules as the blocking transport, from the same modules: one deadline per attempt, the
+size cap counted on decoded bytes as they are produced, the same page walker and ``next`` rules,
+the same typed and scrubbed errors.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
+from typing import Any
+from urllib.parse import urlsplit
+
+from airflow_provider_piriod import __version__
+from airflow_provider_piriod.connection import PiriodSettings
+from airflow_provider_piriod.exceptions import PiriodError
+from airflow_provider_piriod.protocol import TRANSIENT_ERRORS
+from airflow_provider_piriod.resources import Resource
+from airflow_provider_piriod.transport.answers import (
+    check_page,
+    check_requested_object,
+    deadline_error,
+    decode_json,
+    error_from_response,
+    network_error,
+    scrub,
+)
+from airflow_provider_piriod.transport.bodies import ACCEPT_ENCODING, BodyBudget, BodyDecoder
+from airflow_provider_piriod.transport.pages import PageWalk
+
+
+class AsyncPiriodTransport:
+    """Requests to one Piriod workspace over one httpx client; open with ``async with``."""
+
+    def __init__(self, settings: PiriodSettings, *, log: Any, retry_delay: Callable[[int, Exception], float]) -> None:
+        self.settings = settings
+        self.log = log
+        self._retry_delay = retry_delay
+        self._client: Any = None
+
+    async def __aenter__(self) -> AsyncPiriodTransport:
+        import httpx
+
+        settings = self.settings
+        self._client = httpx.AsyncClient(
+            headers={**settings.headers, "Authorization": settings.authorization,
+                     "User-Agent": f"airflow-provider-piriod/{__version__}", "Accept-Encoding": ACCEPT_ENCODING},
+            timeout=httpx.Timeout(settings.timeout),
+            follow_redirects=False,
+            trust_env=True,
+        )
+        return self
+
+    async def __aexit__(self, *exc_info: Any) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    # ------------------------------------------------------------------ what the hook asks for
+
+    async def get_object(self, resource: Resource, object_id: str) -> dict[str, Any]:
+        path = resource.object_path(object_id)
+        async with self._scrubbing():
+            return check_requested_object(await self._request_json(self._url(path)), object_id, resource.label, path)
+
+    async def count(self, resource: Resource, params: Mapping[str, str]) -> int:
+        async with self._scrubbing():
+            return (await self._get_page(self._url(resource.path), {**params, "page_size": "1"}))["count"]
+
+    async def iter_list(self, resource: Resource, params: dict[str, str]) -> AsyncIterator[dict[str, Any]]:
+        """Every object of the list, each once, following ``next`` on the configured origin and path only."""
+        async with self._scrubbing():
+            walk = PageWalk(self.settings.base_url, resource.path, resource.label)
+            page = await self._get_page(self._url(resource.path), params)
+            walk.mark_read(params)
+            walk.first(page, int(params["page_size"]))
+            for item in walk.fresh(page):
+                yield item
+            url = walk.next_url(page)
+            while url:
+                page = await self._get_page(url)
+                for item in walk.fresh(page):
+                    yield item
+                url = walk.next_url(page)
+            walk.report(self.log)
+
+    # ------------------------------------------------------------------ the request funnel
+
+    def _url(self, path: str) -> str:
+        return f"{self.settings.base_url}{path}"
+
+    async def _get_page(self, url: str, params: Mapping[str, str] | None = None) -> dict[str, Any]:
+        return check_page(await self._request_json(url, params), "GET", urlsplit(url).path)
+
+    async def _request_json(self, url: str, params: Mapping[str, str] | None = None) -> Any:
+        """The async request funnel: a deadline per attempt, retries with backoff on transient failures."""
+        attempts = self.settings.max_retries + 1
+        for attempt in range(1, attempts + 1):
+            try:
+                return await self._send(url, params)
+            except TRANSIENT_ERRORS as exc:  # noqa: PERF203 - a retry loop
+                if attempt == attempts:
+                    raise
+                delay = self._retry_delay(attempt, exc)
+                self.log.warning("Piriod request attempt %d of %d failed (%s); retrying in %.2f s",
+                                 attempt, attempts, scrub(exc, self.settings.token), delay)
+                await asyncio.sleep(delay)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _send(self, url: str, params: Mapping[str, str] | None) -> Any:
+        import httpx
+
+        if self._client is None:
+            raise RuntimeError("use PiriodAsyncHook as `async with PiriodAsyncHook(...) as hook:`")
+        method, path = "GET", urlsplit(url).path
+        timeout, secrets = self.settings.timeout, self.settings.token
+        deadline = time.monotonic() + timeout
+        try:
+            status, reason, headers, body = await asyncio.wait_for(
+                self._read(url, params, method, path, deadline), timeout=timeout
+            )
+        except asyncio.TimeoutError:
+            raise deadline_error(method, path, timeout) from None
+        except (httpx.HTTPError, httpx.InvalidURL, OSError, ValueError) as exc:
+            raise network_error(method, path, exc, secrets) from None
+        if not 200 <= status < 300:
+            raise error_from_response(method, path, status, reason, body, headers, secrets)
+        return decode_json(body, method, path, status, secrets)
+
+    async def _read(self, url: str, params: Mapping[str, str] | None, method: str, path: str, deadline: float):
+        settings = self.settings
+        async with self._client.stream(method, url, params=params) as response:
+            budget = BodyBudget(limit=settings.max_response_bytes, timeout=settings.timeout,
+                                deadline=deadline, method=method, path=path,
+                                status=response.status_code)
+            budget.check_declared(response.headers.get("content-length"))
+            decoder = BodyDecoder(response.headers.get("content-encoding"), budget)
+            async for chunk in response.aiter_raw():  # raw: httpx would decode whole chunks, unbounded
+                decoder.feed(chunk)
+            return response.status_code, response.reason_phrase, response.headers, decoder.finish()
+
+    @asynccontextmanager
+    async def _scrubbing(self) -> AsyncIterator[None]:
+        try:
+            yield
+        except PiriodError as exc:
+            raise scrub(exc, self.settings.token) from exc.__cause__
+

@@ -1,0 +1,227 @@
+"""Turn Piriod's answers into JSON or typed errors, and keep the token out of every error.
+
+Shared by the sync and async transports. Error text is built from what the server sent (reason
+phrase, ``detail``, field errors, a snippet of a non-JSON body), so a server that echoes the
+token must not be able to put it into a message: :func:`scrub` is the one place that redacts and
+caps every error's message, ``detail`` and ``errors`` on its way out of the transport.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+from airflow_provider_piriod import jsoncodec
+from airflow_provider_piriod.exceptions import (
+    PiriodAuthError,
+    PiriodError,
+    PiriodNetworkError,
+    PiriodNotFoundError,
+    PiriodRateLimitError,
+    PiriodResponseError,
+    PiriodServerError,
+    PiriodValidationError,
+)
+from airflow_provider_piriod.protocol import PiriodDecodeError, parse_retry_after
+
+REDACTED = "***"
+#: longest message, ``detail`` and field error kept from a server's answer (a body can be megabytes)
+MAX_MESSAGE_CHARS = 1000
+MAX_DETAIL_CHARS = 500
+MAX_ERROR_CHARS = 300
+MAX_ERROR_FIELDS = 50
+SNIPPET_CHARS = 120
+
+
+# ----------------------------------------------------------------------------- redaction
+
+
+def secrets_of(secrets: str | Iterable[str]) -> tuple[str, ...]:
+    """The non-empty secrets, from one secret or several."""
+    return tuple(s for s in ((secrets,) if isinstance(secrets, str) else secrets) if s)
+
+
+def redact(text: str, secrets: str | Iterable[str]) -> str:
+    """``text`` with every secret (and its percent-encoded form) replaced by ``***``."""
+    for secret in secrets_of(secrets):
+        if secret:
+            text = text.replace(secret, REDACTED)
+            encoded = quote(secret, safe="")
+            if encoded != secret:
+                text = text.replace(encoded, REDACTED)
+    return text
+
+
+def _clean(value: Any, secrets: Iterable[str], limit: int) -> str:
+    text = redact(str(value), secrets)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def scrub(exc: PiriodError, secrets: str | Iterable[str]) -> PiriodError:
+    """Redact and cap the message, ``detail`` and field ``errors`` of ``exc`` in place; returns it."""
+    secrets = secrets_of(secrets)
+    exc.args = tuple(_clean(arg, secrets, MAX_MESSAGE_CHARS) if isinstance(arg, str) else arg for arg in exc.args)
+    if exc.detail is not None:
+        exc.detail = _clean(exc.detail, secrets, MAX_DETAIL_CHARS)
+    errors = getattr(exc, "errors", None)
+    if isinstance(errors, dict):
+        exc.errors = {
+            _clean(field, secrets, MAX_ERROR_CHARS): [_clean(m, secrets, MAX_ERROR_CHARS) for m in messages[:10]]
+            for field, messages in list(errors.items())[:MAX_ERROR_FIELDS]
+        }
+    return exc
+
+
+# ----------------------------------------------------------------------------- successful answers
+
+
+def decode_json(body: bytes, method: str, path: str, status: int, secrets: str | Iterable[str] = ()) -> Any:
+    """The JSON of a 2xx body, money exact; an undecodable body is a (retried) PiriodDecodeError."""
+    try:
+        return jsoncodec.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        error, reason = PiriodDecodeError, "not valid JSON"  # truncated, or HTML from a proxy: worth a retry
+    except ValueError as exc:
+        error, reason = PiriodResponseError, f"JSON this provider refuses ({exc})"  # NaN, nesting: deterministic
+    raise error(
+        f"Piriod {method} {path} returned {status} with a body that is {reason} "
+        f"({len(body)} bytes, starts {snippet(body, secrets)!r})",
+        status_code=status, method=method, path=path,
+    )
+
+
+def check_object(data: Any, method: str, path: str) -> dict[str, Any]:
+    if not isinstance(data, dict):
+        raise PiriodResponseError(
+            f"Piriod {method} {path} returned JSON {type(data).__name__}, expected an object",
+            method=method, path=path,
+        )
+    return data
+
+
+def check_requested_object(data: Any, object_id: str, label: str, path: str) -> dict[str, Any]:
+    """A retrieve answer must be an object whose ``id`` is the id asked for (``12`` answers ``"12"``)."""
+    obj = check_object(data, "GET", path)
+    returned = obj.get("id")
+    if isinstance(returned, bool) or not isinstance(returned, (str, int)) or str(returned) != object_id:
+        raise PiriodResponseError(
+            f"Piriod GET {path} answered with {label} id {str(returned)[:60]!r}, not the {object_id!r} asked for; "
+            "refusing to return it under the id asked for", method="GET", path=path,
+        )
+    return obj
+
+
+def check_page(data: Any, method: str, path: str) -> dict[str, Any]:
+    """A list answer must be Piriod's envelope: an object with a ``results`` list and an integer ``count``."""
+    page = check_object(data, method, path)
+    count = page.get("count")
+    if not isinstance(page.get("results"), list) or not isinstance(count, int) or isinstance(count, bool) \
+            or count < 0:
+        raise PiriodResponseError(
+            f"Piriod {method} {path} returned an object without a 'results' list and a 'count' "
+            f"(keys: {sorted(map(str, page))[:10]})",
+            method=method, path=path,
+        )
+    return page
+
+
+# ----------------------------------------------------------------------------- error answers
+
+
+def error_from_response(
+    method: str,
+    path: str,
+    status: int,
+    reason: str,
+    body: bytes,
+    headers: Mapping[str, str],
+    secrets: str | Iterable[str] = (),
+) -> PiriodError:
+    """Map a non-2xx answer to its typed error, with Piriod's ``detail`` or field errors in the message."""
+    secrets = secrets_of(secrets)
+    detail, errors = _explain(body, secrets)
+    text = f"Piriod {method} {path} returned {status} {reason}".rstrip()
+    if detail:
+        text += f": {detail}"
+    kwargs: dict[str, Any] = {"status_code": status, "detail": detail, "method": method, "path": path}
+    if status == 429:
+        return PiriodRateLimitError(text, retry_after=parse_retry_after(headers.get("Retry-After")), **kwargs)
+    if status >= 500:
+        return PiriodServerError(text, retry_after=parse_retry_after(headers.get("Retry-After")), **kwargs)
+    if status in (401, 403) or (status == 400 and "workspace" in (detail or "").lower()):
+        return PiriodAuthError(text + _auth_hint(status), **kwargs)
+    if status == 404:
+        return PiriodNotFoundError(text, **kwargs)
+    if status == 400:
+        return PiriodValidationError(text, errors=errors, **kwargs)
+    if 300 <= status < 400:
+        return PiriodResponseError(f"{text}; redirects are not followed (Location points to "
+                                   f"{_location_host(headers.get('Location', ''))})", **kwargs)
+    return PiriodError(text, **kwargs)
+
+
+def network_error(method: str, path: str, exc: BaseException, secrets: str | Iterable[str] = ()) -> PiriodNetworkError:
+    return PiriodNetworkError(
+        _clean(f"Piriod {method} {path} failed before a complete answer arrived: {type(exc).__name__}: {exc}",
+               secrets_of(secrets), MAX_MESSAGE_CHARS),
+        method=method, path=path,
+    )
+
+
+def deadline_error(method: str, path: str, timeout: float, status: int | None = None) -> PiriodNetworkError:
+    return PiriodNetworkError(
+        f"Piriod {method} {path}: answer not complete within the {timeout:g} s deadline",
+        status_code=status, method=method, path=path,
+    )
+
+
+def _location_host(location: str) -> str:
+    """Only the host of a redirect target: its userinfo, path and query are the server's to fill."""
+    try:
+        return urlsplit(location).hostname or "the same host"
+    except ValueError:
+        return "an invalid URL"
+
+
+def _auth_hint(status: int) -> str:
+    if status == 401:
+        return " (check the connection's API token)"
+    return " (check the connection's workspace: the token must belong to it)"
+
+
+def _explain(body: bytes, secrets: tuple[str, ...]) -> tuple[str | None, dict[str, list[str]]]:
+    """Piriod's ``detail``, or its field errors flattened to ``field: message`` text."""
+    try:
+        data = jsoncodec.loads(body) if body.strip() else None
+    except ValueError:
+        return f"non-JSON body: {snippet(body, secrets)}", {}
+    if isinstance(data, dict):
+        if isinstance(data.get("detail"), str):
+            return data["detail"], {}
+        errors = {str(k): _messages(v) for k, v in list(data.items())[:MAX_ERROR_FIELDS]}
+        return "; ".join(f"{k}: {' '.join(v)}" for k, v in errors.items())[:MAX_MESSAGE_CHARS] or None, errors
+    if isinstance(data, list):
+        return " ".join(_messages(data))[:MAX_MESSAGE_CHARS] or None, {}
+    return (str(data)[:MAX_DETAIL_CHARS] if data is not None else None), {}
+
+
+def _messages(value: Any, depth: int = 0) -> list[str]:
+    if depth > 5:
+        return ["…"]
+    if isinstance(value, list):
+        return [m for item in value[:20] for m in _messages(item, depth + 1)]
+    if isinstance(value, dict):
+        return [f"{k}: {m}" for k, v in list(value.items())[:20] for m in _messages(v, depth + 1)]
+    return [str(value)[:MAX_ERROR_CHARS]]
+
+
+def snippet(body: bytes, secrets: str | Iterable[str] = ()) -> str:
+    """The start of a body as one line of text; the token is cut out before the text is cut short."""
+    secrets = secrets_of(secrets)
+    window = body[: SNIPPET_CHARS * 8]
+    text = redact(" ".join(window.decode("utf-8", "replace").split()), secrets)
+    if len(window) < len(body):  # the window may end inside a token: drop a token's length from its end
+        text = text[: max(0, len(text) - max(map(len, secrets), default=0))]
+    return text[:SNIPPET_CHARS]

@@ -1,0 +1,139 @@
+"""Read a response body without trusting the server: a deadline, a size cap and bounded decompression.
+
+Both transports read the raw bytes themselves and decode ``Content-Encoding`` here, so a few
+kilobytes of gzip can never expand into gigabytes before anything is counted, a body that decodes
+to nothing cannot spin past the deadline, and both clients fail the same way.
+"""
+
+from __future__ import annotations
+
+import time
+import zlib
+from collections.abc import Iterator
+
+from airflow_provider_piriod.exceptions import PiriodResponseError
+from airflow_provider_piriod.protocol import PiriodDecodeError
+from airflow_provider_piriod.transport.answers import deadline_error
+
+#: the encodings the transports ask for (``Accept-Encoding``) and can decode
+ACCEPT_ENCODING = "gzip, deflate"
+#: largest piece of decoded output produced at once, so the size cap is checked as output grows
+DECODE_STEP = 64 * 1024
+_GZIP_MAGIC = b"\x1f\x8b"
+
+
+class BodyBudget:
+    """A total deadline and a size cap, checked on the raw bytes and on every decoded piece."""
+
+    def __init__(self, *, limit: int, timeout: float, deadline: float, method: str, path: str, status: int) -> None:
+        self.limit, self.timeout, self.deadline = limit, timeout, deadline
+        self.method, self.path, self.status = method, path, status
+        self.raw = 0
+        self.size = 0
+
+    def check_declared(self, content_length: str | None) -> None:
+        """Refuse a body whose declared length is too large, or not a length at all (RFC 9112 6.3)."""
+        if content_length is None:
+            return
+        lengths = {part.strip() for part in content_length.split(",")}
+        if len(lengths) != 1 or not all(n.isascii() and n.isdigit() for n in lengths):
+            raise PiriodResponseError(
+                f"Piriod {self.method} {self.path}: the answer's Content-Length is not a length "
+                f"({content_length[:20]!r})", status_code=self.status, method=self.method, path=self.path,
+            )
+        if int(lengths.pop()) > self.limit:
+            raise self._too_large(f"answer of {int(content_length.split(',')[0])} bytes")
+
+    def add_raw(self, count: int) -> None:
+        self.raw += count
+        if self.raw > self.limit:
+            raise self._too_large("answer")
+        self.check_time()
+
+    def add(self, piece: bytes) -> None:
+        self.size += len(piece)
+        if self.size > self.limit:
+            raise self._too_large("decoded answer")
+        self.check_time()
+
+    def check_time(self) -> None:
+        if time.monotonic() > self.deadline:
+            raise deadline_error(self.method, self.path, self.timeout, self.status)
+
+    def _too_large(self, what: str) -> PiriodResponseError:
+        return PiriodResponseError(
+            f"Piriod {self.method} {self.path}: {what} exceeds the {self.limit}-byte limit "
+            "(connection extra max_response_bytes)",
+            status_code=self.status, method=self.method, path=self.path,
+        )
+
+
+class BodyDecoder:
+    """Undo ``Content-Encoding`` (identity, gzip or deflate) one bounded step at a time."""
+
+    def __init__(self, content_encoding: str | None, budget: BodyBudget) -> None:
+        self._budget = budget
+        codings = [c.strip().lower() for c in (content_encoding or "").split(",")]
+        codings = [c for c in codings if c and c != "identity"]
+        if len(codings) > 1:
+            raise self._error(f"stacked Content-Encoding {', '.join(codings)!r} is refused")
+        self._coding = codings[0] if codings else None
+        if self._coding not in (None, "gzip", "x-gzip", "deflate"):
+            raise self._error(f"Content-Encoding {self._coding[:40]!r} is not supported (asked for {ACCEPT_ENCODING})")
+        self._inflater: zlib._Decompress | None = None
+        self._parts: list[bytes] = []
+
+    def feed(self, raw: bytes) -> None:
+        """Count ``raw`` and keep what it decodes to; raises once the deadline or the size cap is passed."""
+        self._budget.add_raw(len(raw))
+        if self._coding is None:
+            self._budget.add(raw)
+            self._parts.append(raw)
+            return
+        for piece in self._inflate(raw):
+            self._budget.add(piece)
+            self._parts.append(piece)
+
+    def finish(self) -> bytes:
+        """The whole decoded body; a compressed stream cut short is a (retried) decode error."""
+        if self._coding is not None and (self._inflater is None or not self._inflater.eof) and self._budget.raw:
+            raise PiriodDecodeError(
+                f"Piriod {self._budget.method} {self._budget.path}: the {self._coding} body ends before its end marker",
+                status_code=self._budget.status, method=self._budget.method, path=self._budget.path,
+            )
+        return b"".join(self._parts)
+
+    def _inflate(self, data: bytes) -> Iterator[bytes]:
+        while True:
+            if self._inflater is None:
+                self._inflater = zlib.decompressobj(self._window_bits(data))
+            inflater = self._inflater
+            try:
+                piece = inflater.decompress(data, DECODE_STEP)
+            except zlib.error:
+                raise self._error(f"the {self._coding} body is corrupt") from None
+            data = inflater.unconsumed_tail
+            if piece:
+                yield piece
+            if inflater.eof:
+                data = inflater.unused_data + data
+                if not data:
+                    return
+                if self._coding == "deflate" or not _GZIP_MAGIC.startswith(data[:2]):
+                    raise self._error(f"data follows the end of the {self._coding} body")
+                self._inflater = None  # another gzip member
+                continue
+            if not data and len(piece) < DECODE_STEP:
+                return
+
+    def _window_bits(self, data: bytes) -> int:
+        if self._coding != "deflate":
+            return 16 + zlib.MAX_WBITS
+        # "deflate" is meant to be zlib-wrapped; some servers send raw deflate
+        zlib_wrapped = len(data) >= 2 and data[0] & 0x0F == 8 and (data[0] << 8 | data[1]) % 31 == 0
+        return zlib.MAX_WBITS if zlib_wrapped else -zlib.MAX_WBITS
+
+    def _error(self, what: str) -> PiriodResponseError:
+        budget = self._budget
+        return PiriodResponseError(f"Piriod {budget.method} {budget.path}: {what}",
+                                   status_code=budget.status, method=budget.method, path=budget.path)

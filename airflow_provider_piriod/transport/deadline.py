@@ -1,0 +1,168 @@
+"""A deadline for a whole blocking HTTP attempt, from connect to the last byte.
+
+``requests`` only has per-read timeouts: a server that sends one byte of its status line every
+second, or an endless run of ``100 Continue``, never trips them. Here one watchdog thread per
+process keeps the deadlines of the attempts in flight; when one passes, it shuts the attempt's
+socket down, which wakes the blocked read at once. The connection classes below tell the
+watchdog which socket belongs to the attempt running on their thread.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from typing import Any
+
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.poolmanager import ProxyManager
+
+
+class Attempt:
+    """One attempt's deadline and the sockets it used; ``expired`` once the watchdog acted."""
+
+    __slots__ = ("_lock", "deadline", "expired", "sockets")
+
+    def __init__(self, deadline: float) -> None:
+        self.deadline = deadline
+        self.expired = False
+        self.sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+
+    def watch(self, sock: Any) -> None:
+        if not isinstance(sock, socket.socket):
+            return
+        with self._lock:
+            self.sockets.append(sock)
+            if self.expired:
+                _shut(sock)
+
+    def expire(self) -> None:
+        with self._lock:
+            self.expired = True
+            for sock in self.sockets:
+                _shut(sock)
+
+
+def _shut(sock: socket.socket) -> None:
+    # socket.socket.shutdown, not SSLSocket.shutdown: the TLS layer must stay intact for the reader,
+    # which then sees end-of-file and fails cleanly
+    with suppress(OSError):
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+
+class _Watchdog:
+    """One daemon thread that expires attempts whose deadline passed."""
+
+    def __init__(self) -> None:
+        self._ready = threading.Condition()
+        self._heap: list[tuple[float, int, Attempt]] = []
+        self._order = itertools.count()
+        self._thread: threading.Thread | None = None
+
+    def arm(self, attempt: Attempt) -> None:
+        with self._ready:
+            heapq.heappush(self._heap, (attempt.deadline, next(self._order), attempt))
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="piriod-deadlines", daemon=True)
+                self._thread.start()
+            self._ready.notify()
+
+    def disarm(self, attempt: Attempt) -> None:
+        with self._ready:
+            attempt.deadline = float("-inf")  # marks it done; dropped when it reaches the top of the heap
+
+    def _run(self) -> None:
+        with self._ready:
+            while True:
+                while self._heap and self._heap[0][2].deadline == float("-inf"):
+                    heapq.heappop(self._heap)
+                if not self._heap:
+                    self._ready.wait(60)
+                    if not self._heap:
+                        self._thread = None
+                        return
+                    continue
+                when, _, attempt = self._heap[0]
+                delay = when - time.monotonic()
+                if delay > 0:
+                    self._ready.wait(delay)
+                    continue
+                heapq.heappop(self._heap)
+                attempt.expire()
+
+
+_WATCHDOG = _Watchdog()
+_current = threading.local()
+
+
+@contextmanager
+def attempt_deadline(deadline: float) -> Iterator[Attempt]:
+    """Run the block as one attempt: sockets it uses are shut down when ``deadline`` (monotonic) passes."""
+    attempt = Attempt(deadline)
+    _WATCHDOG.arm(attempt)
+    _current.attempt = attempt
+    try:
+        yield attempt
+    finally:
+        _current.attempt = None
+        _WATCHDOG.disarm(attempt)
+
+
+def _watch_current(sock: Any) -> None:
+    attempt = getattr(_current, "attempt", None)
+    if attempt is not None:
+        attempt.watch(sock)
+
+
+class _WatchedMixin:
+    """Hands the connection's socket to the attempt on this thread, whether new or reused."""
+
+    sock: Any
+
+    def connect(self) -> None:
+        super().connect()  # type: ignore[misc]
+        _watch_current(self.sock)
+
+    def getresponse(self, *args: Any, **kwargs: Any) -> Any:
+        _watch_current(self.sock)
+        return super().getresponse(*args, **kwargs)  # type: ignore[misc]
+
+
+class _WatchedHTTPConnection(_WatchedMixin, HTTPConnection):
+    pass
+
+
+class _WatchedHTTPSConnection(_WatchedMixin, HTTPSConnection):
+    pass
+
+
+class _WatchedHTTPPool(HTTPConnectionPool):
+    ConnectionCls = _WatchedHTTPConnection
+
+
+class _WatchedHTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _WatchedHTTPSConnection
+
+
+class DeadlineAdapter(HTTPAdapter):
+    """The requests adapter whose connections report their sockets to :func:`attempt_deadline`."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = dict(_WATCHED_POOLS)
+
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
+        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
+        if isinstance(manager, ProxyManager):  # SOCKS proxies bring pool classes of their own
+            manager.pool_classes_by_scheme = dict(_WATCHED_POOLS)
+        return manager
+
+
+_WATCHED_POOLS = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}

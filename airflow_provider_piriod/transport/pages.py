@@ -1,0 +1,149 @@
+"""Walking Piriod's list pages safely: which ``next`` links may be followed, and when a walk must stop.
+
+A ``next`` link is never sent as given: it is rebuilt from the configured origin plus the link's
+query, and only if it names the same host, port and the very path being listed. Anything a
+client could read differently from this code (backslashes, userinfo, control characters) is
+refused, so the token cannot be steered to another host or another resource.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from airflow_provider_piriod.exceptions import PiriodResponseError
+from airflow_provider_piriod.transport.answers import check_object
+
+_UNSAFE_IN_URL = re.compile(r"[\x00-\x20\x7f\\]")
+MAX_LINK_CHARS = 4096
+#: pages a walk may read beyond what the first page's ``count`` allows (objects created meanwhile)
+EXTRA_PAGES = 5
+
+
+def _refuse(path: str, why: str) -> PiriodResponseError:
+    return PiriodResponseError(
+        f"Piriod GET {path}: refusing to follow 'next' ({why}); the token is only sent to the configured "
+        "host, for the list being read", method="GET", path=path,
+    )
+
+
+def follow_next(link: Any, base_url: str, listed_path: str) -> str:
+    """The URL to request for a ``next`` link: the configured origin + the listed path + the link's query."""
+    if not isinstance(link, str):
+        raise _refuse(listed_path, f"it is a JSON {type(link).__name__}, not a URL")
+    if len(link) > MAX_LINK_CHARS or _UNSAFE_IN_URL.search(link):
+        raise _refuse(listed_path, "it holds characters a URL cannot carry: whitespace, control characters "
+                                   "or backslashes, or it is too long")
+    base = urlsplit(base_url)
+    try:
+        target = urlsplit(link)
+        port = _port(target)
+        hostname = target.hostname
+    except ValueError:
+        raise _refuse(listed_path, "it is not a valid URL") from None
+    if "@" in target.netloc:
+        raise _refuse(listed_path, "it carries user information")
+    same_host = (hostname or "").lower() == (base.hostname or "").lower()
+    https_echo = base.scheme == "https" and target.scheme == "http" and target.port in (None, base.port)
+    if not same_host or not ((target.scheme == base.scheme and port == _port(base)) or https_echo):
+        raise _refuse(listed_path, f"it points to another origin than {base.scheme}://{base.netloc}")
+    if target.path != listed_path:
+        raise _refuse(listed_path, "it points to another path than the list being read")
+    return f"{base.scheme}://{base.netloc}{listed_path}" + (f"?{target.query}" if target.query else "")
+
+
+def _port(parts: Any) -> int | None:
+    return parts.port or {"http": 80, "https": 443}.get(parts.scheme)
+
+
+class PageWalk:
+    """Bookkeeping of one list read: ids already yielded, pages already read, and how many pages may come.
+
+    Piriod pages by offset, so an object created during a scan shifts later pages and repeats an
+    item; repeats are skipped (and counted) so every object is yielded once. A page that brings
+    nothing new while claiming more, a ``next`` back to a page already read (whatever its
+    fragment or parameter order), or more pages than ``count`` allows ends the walk with an error
+    instead of requests without end.
+    """
+
+    def __init__(self, base_url: str, resource_path: str, label: str) -> None:
+        self.base_url = base_url
+        self.path = urlsplit(base_url).path + resource_path
+        self.label = label
+        self.seen_pages: set[tuple[str, ...]] = set()
+        self.seen_ids: set[Any] = set()
+        self.duplicates = 0
+        self.pages = 0
+        self.max_pages: int | None = None
+
+    def first(self, page: dict[str, Any], page_size: int) -> None:
+        """Size the walk from the first page: at most what its ``count`` allows, plus a margin."""
+        per_page = max(1, min(page_size, len(page["results"]) or page_size))
+        self.max_pages = math.ceil(page["count"] / per_page) + EXTRA_PAGES
+
+    def fresh(self, page: dict[str, Any]) -> list[dict[str, Any]]:
+        """The objects of ``page`` not yielded before, after checking each is a JSON object."""
+        self.pages += 1
+        new = []
+        for item in page["results"]:
+            obj = check_object(item, "GET", self.path)
+            key = _id_key(obj.get("id"))
+            if key is not None:
+                if key in self.seen_ids:
+                    self.duplicates += 1
+                    continue
+                self.seen_ids.add(key)
+            new.append(obj)
+        if not new and page.get("next"):
+            raise PiriodResponseError(
+                f"Piriod GET {self.path}: a page brought no {self.label} not already read but claims more pages; "
+                "refusing to read without end", method="GET", path=self.path,
+            )
+        return new
+
+    def next_url(self, page: dict[str, Any] | None) -> str | None:
+        if page is None or not page.get("next"):
+            return None
+        url = follow_next(page["next"], self.base_url, self.path)
+        key = _page_key(url)
+        if key in self.seen_pages:
+            raise PiriodResponseError(f"Piriod GET {self.path}: 'next' points back to a page already read",
+                                      method="GET", path=self.path)
+        if self.max_pages is not None and self.pages >= self.max_pages:
+            raise PiriodResponseError(
+                f"Piriod GET {self.path}: more pages than its count allows ({self.max_pages}); "
+                "refusing to read without end", method="GET", path=self.path,
+            )
+        self.seen_pages.add(key)
+        return url
+
+    def mark_read(self, params: dict[str, str]) -> None:
+        """Remember a page requested by number, so a ``next`` back to it is recognised."""
+        self.seen_pages.add(_query_key(params.items()))
+
+    def report(self, log: Any) -> None:
+        if self.duplicates:
+            log.warning(
+                "Skipped %d %ss already returned by an earlier page (pages shifted while reading, usually "
+                "because objects were created during the scan)", self.duplicates, self.label,
+            )
+
+
+def _id_key(object_id: Any) -> Any:
+    """Ids compare as text (``12`` and ``"12"`` are one object); unhashable ids are not tracked."""
+    if isinstance(object_id, (str, int)) and not isinstance(object_id, bool):
+        return str(object_id)
+    return None
+
+
+def _page_key(url: str) -> tuple[str, ...]:
+    return _query_key(parse_qsl(urlsplit(url).query, keep_blank_values=True))
+
+
+def _query_key(pairs: Iterable[tuple[str, str]]) -> tuple[str, ...]:
+    """A page's identity: its query parameters in a fixed order (``page=1`` is the page without one)."""
+    items = sorted((k, v) for k, v in pairs if not (k == "page" and v == "1"))
+    return tuple(f"{k}={v}" for k, v in items)

@@ -1,0 +1,294 @@
+"""The blocking transport behind PiriodHook: one request funnel, one page walker, over a pooled session.
+
+A hook method hands it a resource and an id, ids or filters; it owns the whole cycle (throttle,
+send, read within the deadline and size cap, decode, check the envelope, follow ``next``) and
+hands back checked JSON objects. Every error leaving it has been through :func:`scrub`.
+"""
+
+from __future__ import annotations
+
+import http.client
+import math
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
+from functools import cached_property
+from itertools import islice
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+import requests
+import urllib3
+
+from airflow_provider_piriod import __version__
+from airflow_provider_piriod.connection import PiriodSettings
+from airflow_provider_piriod.exceptions import (
+    PiriodError,
+    PiriodNotFoundError,
+    PiriodRateLimitError,
+    PiriodResponseError,
+)
+from airflow_provider_piriod.protocol import MAX_WORKERS, TRANSIENT_ERRORS
+from airflow_provider_piriod.resources import Resource
+from airflow_provider_piriod.transport.answers import (
+    check_page,
+    check_requested_object,
+    deadline_error,
+    decode_json,
+    error_from_response,
+    network_error,
+    scrub,
+)
+from airflow_provider_piriod.transport.bodies import ACCEPT_ENCODING, BodyBudget, BodyDecoder
+from airflow_provider_piriod.transport.deadline import DeadlineAdapter, attempt_deadline
+from airflow_provider_piriod.transport.pages import PageWalk
+from airflow_provider_piriod.transport.throttle import Throttle
+
+T = TypeVar("T")
+R = TypeVar("R")
+READ_STEP = 64 * 1024
+_CLIENT_ERRORS = (requests.RequestException, urllib3.exceptions.HTTPError, http.client.HTTPException, OSError,
+                  ValueError)
+
+
+class TokenAuth(requests.auth.AuthBase):
+    """Sets ``Authorization: Token ...`` at send time (and stops requests from reading ~/.netrc)."""
+
+    def __init__(self, authorization: str) -> None:
+        self._authorization = authorization
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        request.headers["Authorization"] = self._authorization
+        return request
+
+    def __repr__(self) -> str:
+        return "<TokenAuth ***>"
+
+
+class PiriodTransport:
+    """Requests to one Piriod workspace for one hook; thread-safe, so pages and ids can be fetched at once."""
+
+    def __init__(
+        self, settings: PiriodSettings, *, log: Any, retry_delay: Callable[[int, Exception], float], throttle: Throttle
+    ) -> None:
+        self.settings = settings
+        self.log = log
+        self._retry_delay = retry_delay
+        self.throttle = throttle
+
+    @cached_property
+    def session(self) -> requests.Session:
+        settings = self.settings
+        session = requests.Session()
+        session.headers.update(settings.headers)
+        session.headers["User-Agent"] = f"airflow-provider-piriod/{__version__}"
+        session.headers["Accept-Encoding"] = ACCEPT_ENCODING
+        session.auth = TokenAuth(settings.authorization)
+        adapter = DeadlineAdapter(pool_connections=1, pool_maxsize=MAX_WORKERS, max_retries=0)
+        session.mount("https://", adapter)
+        session.mount("http://", adapter)
+        return session
+
+    # ------------------------------------------------------------------ what the hook asks for
+
+    def get_object(self, resource: Resource, object_id: str) -> dict[str, Any]:
+        """One object by (validated) id; it must be the object asked for."""
+        with self._scrubbing():
+            return self._get_object(resource, object_id)
+
+    def get_objects(
+        self, resource: Resource, object_ids: list[str], *, workers: int, ignore_missing: bool
+    ) -> dict[str, dict[str, Any]]:
+        """Objects by id, ``workers`` at a time; a window of requests, so the first failure stops the rest."""
+
+        def fetch(object_id: str) -> dict[str, Any] | None:
+            try:
+                return self._get_object(resource, object_id)
+            except PiriodNotFoundError:
+                if ignore_missing:
+                    return None
+                raise
+
+        _ = self.session  # built once here, not by racing worker threads
+        with self._scrubbing():
+            found = zip(object_ids, bounded_map(fetch, object_ids, workers, "piriod"), strict=False)
+            return {object_id: obj for object_id, obj in found if obj is not None}
+
+    def count(self, resource: Resource, params: Mapping[str, str]) -> int:
+        with self._scrubbing():
+            return self._get_page(self._url(resource.path), {**params, "page_size": "1"})["count"]
+
+    def iter_list(self, resource: Resource, params: dict[str, str], workers: int) -> Iterator[dict[str, Any]]:
+        """Every object of the list, each once, in Piriod's order; pages ``workers`` at a time if more than 1."""
+        with self._scrubbing():
+            yield from self._walk(resource, params, workers)
+
+    def get_json(self, path: str, params: Mapping[str, str] | None = None) -> Any:
+        """The JSON of any GET on the configured host (a path), through the same funnel."""
+        with self._scrubbing():
+            return self._request_json(self._url(path), params)
+
+    # ------------------------------------------------------------------ the page walker
+
+    def _walk(self, resource: Resource, params: dict[str, str], workers: int) -> Iterator[dict[str, Any]]:
+        _ = self.session  # built once here, not by racing worker threads
+        walk = PageWalk(self.settings.base_url, resource.path, resource.label)
+        url = self._url(resource.path)
+        page_size = int(params["page_size"])
+        page: dict[str, Any] | None = self._get_page(url, params)
+        walk.mark_read(params)
+        walk.first(page, page_size)
+        yield from walk.fresh(page)
+        if workers > 1 and page.get("next"):
+            numbers = range(2, math.ceil(page["count"] / page_size) + 1)
+            for number, page in self._pages_in_parallel(url, params, numbers, workers):
+                if page is None:
+                    self._confirm_list_ends_before(resource, number, params, page_size)
+                    break
+                walk.mark_read({**params, "page": str(number)})
+                new = walk.fresh(page)
+                yield from new
+                if not new:  # the list ended before its count said (an inflated count reads no further)
+                    break
+        # follow `next` from the last page read: every page when sequential, or any that appeared
+        # while pages were read in parallel (objects created meanwhile push items further)
+        next_url = walk.next_url(page)
+        while next_url:
+            page = self._get_page(next_url)
+            yield from walk.fresh(page)
+            next_url = walk.next_url(page)
+        walk.report(self.log)
+
+    def _confirm_list_ends_before(self, resource: Resource, number: int, params: dict[str, str], size: int) -> None:
+        """Page ``number`` answered 404: fine if a fresh count agrees the list got shorter, else an error."""
+        count = self._get_page(self._url(resource.path), {**params, "page_size": "1"})["count"]
+        if count > (number - 1) * size:
+            raise PiriodResponseError(
+                f"Piriod GET {resource.path}: page {number} answered 404 although {count} {resource.name} match "
+                f"at {size} per page; refusing to return a partial list"
+            )
+        self.log.info("Piriod's list of %s shrank to %d while it was read; it ends before page %d",
+                      resource.name, count, number)
+
+    def _pages_in_parallel(
+        self, url: str, params: dict[str, str], numbers: range, workers: int
+    ) -> Iterator[tuple[int, dict[str, Any] | None]]:
+        """``(number, page)`` for pages fetched ``workers`` at a time, in order; page None if it is gone (404)."""
+
+        def fetch(number: int) -> dict[str, Any] | None:
+            try:
+                return self._get_page(url, {**params, "page": str(number)})
+            except PiriodNotFoundError:
+                return None
+
+        return zip(numbers, bounded_map(fetch, numbers, workers, "piriod-pages"), strict=False)
+
+    # ------------------------------------------------------------------ the request funnel
+
+    def _get_object(self, resource: Resource, object_id: str) -> dict[str, Any]:
+        path = resource.object_path(object_id)
+        return check_requested_object(self._request_json(self._url(path)), object_id, resource.label, path)
+
+    def _get_page(self, url: str, params: Mapping[str, str] | None = None) -> dict[str, Any]:
+        return check_page(self._request_json(url, params), "GET", urlsplit(url).path)
+
+    def _url(self, path: str) -> str:
+        return f"{self.settings.base_url}{path}"
+
+    def _request_json(self, url: str, params: Mapping[str, str] | None = None) -> Any:
+        """The one request funnel: throttle, one attempt at a time, retries on transient failures."""
+        attempts = self.settings.max_retries + 1
+        for attempt in range(1, attempts + 1):
+            round_ = self.throttle.acquire()
+            try:
+                result = self._send(url, params)
+            except TRANSIENT_ERRORS as exc:
+                throttled = isinstance(exc, PiriodRateLimitError)
+                asked_to_wait = throttled or getattr(exc, "retry_after", None) is not None
+                delay = self._retry_delay(attempt, exc)
+                # the server asked everyone to wait, not just this worker
+                self.throttle.release(round_, throttled=throttled, pause=delay if asked_to_wait else None)
+                if attempt == attempts:
+                    raise
+                self.log.warning("Piriod request attempt %d of %d failed (%s); retrying in %.2f s",
+                                 attempt, attempts, scrub(exc, self.settings.token), delay)
+                time.sleep(delay)
+            except BaseException:
+                self.throttle.release(round_)
+                raise
+            else:
+                self.throttle.release(round_)
+                return result
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _send(self, url: str, params: Mapping[str, str] | None) -> Any:
+        """One attempt, bounded as a whole by the deadline: connect, send, status, headers, body, decode."""
+        method, path = "GET", urlsplit(url).path
+        timeout, secrets = self.settings.timeout, self.settings.token
+        with attempt_deadline(time.monotonic() + timeout) as attempt:
+            try:
+                response = self.session.get(url, params=params, timeout=(timeout, timeout), allow_redirects=False,
+                                            stream=True)
+                with response:
+                    body = self._read_body(response, method, path, attempt.deadline)
+            except PiriodError:
+                if attempt.expired:
+                    raise deadline_error(method, path, timeout) from None
+                raise
+            except _CLIENT_ERRORS as exc:
+                if attempt.expired:
+                    raise deadline_error(method, path, timeout) from None
+                raise network_error(method, path, exc, secrets) from None
+            if attempt.expired:  # the watchdog cut the body short
+                raise deadline_error(method, path, timeout, response.status_code)
+        if not 200 <= response.status_code < 300:
+            raise error_from_response(method, path, response.status_code, response.reason or "", body,
+                                      response.headers, secrets)
+        return decode_json(body, method, path, response.status_code, secrets)
+
+    def _read_body(self, response: requests.Response, method: str, path: str, deadline: float) -> bytes:
+        """Raw bytes as they arrive, decoded here within the size cap (never by urllib3, which is unbounded)."""
+        settings = self.settings
+        budget = BodyBudget(limit=settings.max_response_bytes, timeout=settings.timeout, deadline=deadline,
+                            method=method, path=path, status=response.status_code)
+        budget.check_declared(response.headers.get("Content-Length"))
+        decoder = BodyDecoder(response.headers.get("Content-Encoding"), budget)
+        while True:
+            budget.check_time()
+            chunk = response.raw.read1(READ_STEP, decode_content=False)  # what has arrived, never waits for more
+            if not chunk:
+                return decoder.finish()
+            decoder.feed(chunk)
+
+    @contextmanager
+    def _scrubbing(self) -> Iterator[None]:
+        """Every Piriod error leaving the transport, redacted and capped in one place."""
+        try:
+            yield
+        except PiriodError as exc:
+            raise scrub(exc, self.settings.token) from exc.__cause__
+
+
+def bounded_map(fn: Callable[[T], R], items: Iterable[T], workers: int, name: str) -> Iterator[R]:
+    """``fn`` over ``items`` in order, ``workers`` at a time, with at most ``2 * workers`` submitted ahead.
+
+    The window is what makes "the first failure stops the rest" true: nothing beyond it is sent,
+    and what is queued in it is cancelled when the consumer stops or a result raises.
+    """
+    if workers == 1:
+        yield from map(fn, items)
+        return
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=name) as pool:
+        window: deque[Future[R]] = deque()
+        queued = iter(items)
+        try:
+            window.extend(pool.submit(fn, item) for item in islice(queued, 2 * workers))
+            while window:
+                result = window.popleft().result()
+                window.extend(pool.submit(fn, item) for item in islice(queued, 1))
+                yield result
+        finally:
+            for future in window:
+                future.cancel()

@@ -54,3 +54,14 @@ def test_sensor_snippets_build_valid_tasks():
         exec(compile(snippet("sensor"), "README.md:sensor", "exec"), namespace)
     assert namespace["active"].deferrable is True and namespace["active"].fail_statuses == ["archived"]
     assert namespace["new_signups"].min_count == 10 and namespace["new_signups"].mode == "reschedule"
+
+
+def test_resources_example_runs_against_the_emulator(piriod_emulator, capsys):
+    namespace: dict = {}
+    exec(compile(snippet("resources"), "README.md:resources", "exec"), namespace)
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[-1].endswith(" 123456789012345.67")
+    customer = namespace["customer_id"]
+    open_invoices = [i for i in piriod_emulator.records("invoices")
+                     if i["customer"] == customer and i["status"] in ("finalized", "draft")]
+    assert sum(line.startswith("inv_") for line in printed) == len(open_invoices)

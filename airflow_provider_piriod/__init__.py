@@ -18,7 +18,8 @@ def get_provider_info() -> dict:
     return {
         "package-name": PACKAGE_NAME,
         "name": "Piriod",
-        "description": "Piriod billing API: customers to XCom, waiting for customers, and a local emulator.",
+        "description": "Piriod billing API: customers, invoices, payments and every other resource to XCom or "
+                       "NDJSON, waiting on their status, and a local emulator.",
         "versions": [__version__],
         "integrations": [
             {
@@ -62,8 +63,13 @@ def get_provider_info() -> dict:
                     },
                     "max_retries": {
                         "label": "Max retries",
-                        "description": "Retries on connection errors, timeouts, 429 and 5xx answers.",
+                        "description": "Retries on connection errors, timeouts and 5xx answers.",
                         "schema": {"type": ["integer", "null"], "default": 5, "minimum": 0},
+                    },
+                    "rate_limit_wait": {
+                        "label": "Rate-limit wait (seconds)",
+                        "description": "How long a call waits out 429 answers with nothing getting through before it fails.",
+                        "schema": {"type": ["number", "null"], "default": 600, "minimum": 0},
                     },
                     "max_response_bytes": {
                         "label": "Max response size (bytes)",

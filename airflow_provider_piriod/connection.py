@@ -19,6 +19,7 @@ DEFAULT_BASE_URL = "https://api.piriod.com"
 DEFAULT_TIMEOUT = 30.0
 DEFAULT_MAX_RETRIES = 5
 DEFAULT_MAX_RESPONSE_BYTES = 16 * 1024 * 1024
+DEFAULT_RATE_LIMIT_WAIT = 600.0
 
 _TRUE = {"true", "1", "yes", "on", "y", "t"}
 _FALSE = {"false", "0", "no", "off", "n", "f", ""}
@@ -37,6 +38,8 @@ class PiriodSettings:
     max_retries: int = DEFAULT_MAX_RETRIES
     allow_insecure_http: bool = False
     max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
+    #: how long one hook call keeps waiting out 429 answers without any request getting through
+    rate_limit_wait: float = DEFAULT_RATE_LIMIT_WAIT
 
     @property
     def headers(self) -> dict[str, str]:
@@ -70,7 +73,8 @@ def settings_from_connection(
         test_mode=_parse_bool(
             test_mode if test_mode is not None else _extra_field(extra, "test_mode"), "test_mode", conn_id
         ),
-        timeout=_parse_timeout(timeout if timeout is not None else _extra_field(extra, "timeout"), conn_id),
+        timeout=_parse_seconds(timeout if timeout is not None else _extra_field(extra, "timeout"), "timeout", conn_id,
+                               default=DEFAULT_TIMEOUT, low=0, high=3600),
         max_retries=_parse_whole_number(
             max_retries if max_retries is not None else _extra_field(extra, "max_retries"), "max_retries", conn_id,
             default=DEFAULT_MAX_RETRIES, low=0, high=20,
@@ -80,6 +84,8 @@ def settings_from_connection(
             _extra_field(extra, "max_response_bytes"), "max_response_bytes", conn_id,
             default=DEFAULT_MAX_RESPONSE_BYTES, low=1024,
         ),
+        rate_limit_wait=_parse_seconds(_extra_field(extra, "rate_limit_wait"), "rate_limit_wait", conn_id,
+                                       default=DEFAULT_RATE_LIMIT_WAIT, low=0, high=86400, open_low=False),
     )
 
 
@@ -130,15 +136,19 @@ def _parse_bool(value: Any, name: str, conn_id: str) -> bool:
     raise _error(conn_id, f"{name} must be true or false, got {str(value)[:40]!r}")
 
 
-def _parse_timeout(value: Any, conn_id: str) -> float:
+def _parse_seconds(
+    value: Any, name: str, conn_id: str, *, default: float, low: float, high: float, open_low: bool = True
+) -> float:
+    """A number of seconds in (low, high] (or [low, high] with ``open_low=False``)."""
     if value is None or value == "":
-        return DEFAULT_TIMEOUT
+        return default
     try:
         seconds = float(value)
     except (TypeError, ValueError):
-        raise _error(conn_id, f"timeout must be a number of seconds, got {str(value)[:40]!r}") from None
-    if not 0 < seconds <= 3600:
-        raise _error(conn_id, f"timeout must be between 0 and 3600 seconds, got {seconds:g}")
+        raise _error(conn_id, f"{name} must be a number of seconds, got {str(value)[:40]!r}") from None
+    above_low = seconds > low if open_low else seconds >= low
+    if not (above_low and seconds <= high):
+        raise _error(conn_id, f"{name} must be between {low:g} and {high:g} seconds, got {seconds:g}")
     return seconds
 
 

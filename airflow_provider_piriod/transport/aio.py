@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 from airflow_provider_piriod import __version__
 from airflow_provider_piriod.connection import PiriodSettings
-from airflow_provider_piriod.exceptions import PiriodError
+from airflow_provider_piriod.exceptions import PiriodError, PiriodRateLimitError
 from airflow_provider_piriod.protocol import TRANSIENT_ERRORS
 from airflow_provider_piriod.resources import Resource
 from airflow_provider_piriod.transport.answers import (
@@ -29,7 +29,8 @@ from airflow_provider_piriod.transport.answers import (
     scrub,
 )
 from airflow_provider_piriod.transport.bodies import ACCEPT_ENCODING, BodyBudget, BodyDecoder
-from airflow_provider_piriod.transport.pages import PageWalk
+from airflow_provider_piriod.transport.calls import Call
+from airflow_provider_piriod.transport.pages import EXTRA_PAGES, PageWalk
 
 
 class AsyncPiriodTransport:
@@ -63,28 +64,29 @@ class AsyncPiriodTransport:
 
     async def get_object(self, resource: Resource, object_id: str) -> dict[str, Any]:
         path = resource.object_path(object_id)
-        async with self._scrubbing():
-            return check_requested_object(await self._request_json(self._url(path)), object_id, resource.label, path)
+        async with self._calling(resource.name) as call:
+            data = await self._request_json(self._url(path), call)
+            return check_requested_object(data, object_id, resource.label, path)
 
     async def count(self, resource: Resource, params: Mapping[str, str]) -> int:
-        async with self._scrubbing():
-            return (await self._get_page(self._url(resource.path), {**params, "page_size": "1"}))["count"]
+        async with self._calling(resource.name) as call:
+            return (await self._get_page(self._url(resource.path), call, {**params, "page_size": "1"}))["count"]
 
     async def iter_list(self, resource: Resource, params: dict[str, str]) -> AsyncIterator[dict[str, Any]]:
         """Every object of the list, each once, following ``next`` on the configured origin and path only."""
-        async with self._scrubbing():
+        async with self._calling(resource.name) as call:
             walk = PageWalk(self.settings.base_url, resource.path, resource.label)
-            page = await self._get_page(self._url(resource.path), params)
+            page = await self._get_page(self._url(resource.path), call, params)
             walk.mark_read(params)
             walk.first(page, int(params["page_size"]))
-            for item in walk.fresh(page):
-                yield item
-            url = walk.next_url(page)
-            while url:
-                page = await self._get_page(url)
-                for item in walk.fresh(page):
+            call.expect(page["count"], walk.max_pages - EXTRA_PAGES)
+            while page is not None:
+                new = walk.fresh(page)
+                call.advance(len(new), pages=1)
+                for item in new:
                     yield item
                 url = walk.next_url(page)
+                page = await self._get_page(url, call) if url else None
             walk.report(self.log)
 
     # ------------------------------------------------------------------ the request funnel
@@ -92,23 +94,23 @@ class AsyncPiriodTransport:
     def _url(self, path: str) -> str:
         return f"{self.settings.base_url}{path}"
 
-    async def _get_page(self, url: str, params: Mapping[str, str] | None = None) -> dict[str, Any]:
-        return check_page(await self._request_json(url, params), "GET", urlsplit(url).path)
+    async def _get_page(self, url: str, call: Call, params: Mapping[str, str] | None = None) -> dict[str, Any]:
+        return check_page(await self._request_json(url, call, params), "GET", urlsplit(url).path)
 
-    async def _request_json(self, url: str, params: Mapping[str, str] | None = None) -> Any:
-        """The async request funnel: a deadline per attempt, retries with backoff on transient failures."""
-        attempts = self.settings.max_retries + 1
-        for attempt in range(1, attempts + 1):
+    async def _request_json(self, url: str, call: Call, params: Mapping[str, str] | None = None) -> Any:
+        """The async request funnel: a deadline per attempt; after a failure, the call decides (see Call)."""
+        failures = throttles = 0
+        while True:
             try:
-                return await self._send(url, params)
+                result = await self._send(url, params)
             except TRANSIENT_ERRORS as exc:  # noqa: PERF203 - a retry loop
-                if attempt == attempts:
-                    raise
-                delay = self._retry_delay(attempt, exc)
-                self.log.warning("Piriod request attempt %d of %d failed (%s); retrying in %.2f s",
-                                 attempt, attempts, scrub(exc, self.settings.token), delay)
-                await asyncio.sleep(delay)
-        raise AssertionError("unreachable")  # pragma: no cover
+                scrub(exc, self.settings.token)  # it is about to be logged
+                throttled = isinstance(exc, PiriodRateLimitError)
+                failures, throttles = failures + (not throttled), throttles + throttled
+                await asyncio.sleep(call.wait_after(exc, failures, throttles))
+            else:
+                call.succeeded()
+                return result
 
     async def _send(self, url: str, params: Mapping[str, str] | None) -> Any:
         import httpx
@@ -143,9 +145,15 @@ class AsyncPiriodTransport:
             return response.status_code, response.reason_phrase, response.headers, decoder.finish()
 
     @asynccontextmanager
-    async def _scrubbing(self) -> AsyncIterator[None]:
+    async def _calling(self, what: str) -> AsyncIterator[Call]:
+        """One hook call: its retry and rate-limit bookkeeping, and every Piriod error scrubbed on the way out."""
+        settings = self.settings
+        call = Call(self.log, what, max_retries=settings.max_retries, rate_limit_wait=settings.rate_limit_wait,
+                    delay=self._retry_delay)
         try:
-            yield
+            yield call
         except PiriodError as exc:
-            raise scrub(exc, self.settings.token) from exc.__cause__
+            raise scrub(exc, settings.token) from exc.__cause__
+        finally:
+            call.finish()
 

@@ -43,7 +43,8 @@ from airflow_provider_piriod.transport.answers import (
 )
 from airflow_provider_piriod.transport.bodies import ACCEPT_ENCODING, BodyBudget, BodyDecoder
 from airflow_provider_piriod.transport.deadline import DeadlineAdapter, attempt_deadline
-from airflow_provider_piriod.transport.pages import PageWalk
+from airflow_provider_piriod.transport.calls import Call
+from airflow_provider_piriod.transport.pages import EXTRA_PAGES, PageWalk
 from airflow_provider_piriod.transport.throttle import Throttle
 
 T = TypeVar("T")
@@ -95,8 +96,8 @@ class PiriodTransport:
 
     def get_object(self, resource: Resource, object_id: str) -> dict[str, Any]:
         """One object by (validated) id; it must be the object asked for."""
-        with self._scrubbing():
-            return self._get_object(resource, object_id)
+        with self._calling(resource.name) as call:
+            return self._get_object(resource, object_id, call)
 
     def get_objects(
         self, resource: Resource, object_ids: list[str], *, workers: int, ignore_missing: bool
@@ -105,50 +106,54 @@ class PiriodTransport:
 
         def fetch(object_id: str) -> dict[str, Any] | None:
             try:
-                return self._get_object(resource, object_id)
+                return self._get_object(resource, object_id, call)
             except PiriodNotFoundError:
                 if ignore_missing:
                     return None
                 raise
+            finally:
+                call.advance(1)
 
         _ = self.session  # built once here, not by racing worker threads
-        with self._scrubbing():
-            found = zip(object_ids, bounded_map(fetch, object_ids, workers, "piriod"), strict=False)
+        with self._calling(resource.name) as call:
+            call.expect(len(object_ids))
+            found = zip(object_ids, bounded_map(fetch, object_ids, workers, "piriod"), strict=True)
             return {object_id: obj for object_id, obj in found if obj is not None}
 
     def count(self, resource: Resource, params: Mapping[str, str]) -> int:
-        with self._scrubbing():
-            return self._get_page(self._url(resource.path), {**params, "page_size": "1"})["count"]
+        with self._calling(resource.name) as call:
+            return self._get_page(self._url(resource.path), call, {**params, "page_size": "1"})["count"]
 
     def iter_list(self, resource: Resource, params: dict[str, str], workers: int) -> Iterator[dict[str, Any]]:
         """Every object of the list, each once, in Piriod's order; pages ``workers`` at a time if more than 1."""
-        with self._scrubbing():
-            yield from self._walk(resource, params, workers)
+        with self._calling(resource.name) as call:
+            yield from self._walk(resource, params, workers, call)
 
     def get_json(self, path: str, params: Mapping[str, str] | None = None) -> Any:
         """The JSON of any GET on the configured host (a path), through the same funnel."""
-        with self._scrubbing():
-            return self._request_json(self._url(path), params)
+        with self._calling(path) as call:
+            return self._request_json(self._url(path), call, params)
 
     # ------------------------------------------------------------------ the page walker
 
-    def _walk(self, resource: Resource, params: dict[str, str], workers: int) -> Iterator[dict[str, Any]]:
+    def _walk(self, resource: Resource, params: dict[str, str], workers: int, call: Call) -> Iterator[dict[str, Any]]:
         _ = self.session  # built once here, not by racing worker threads
         walk = PageWalk(self.settings.base_url, resource.path, resource.label)
         url = self._url(resource.path)
         page_size = int(params["page_size"])
-        page: dict[str, Any] | None = self._get_page(url, params)
+        page: dict[str, Any] | None = self._get_page(url, call, params)
         walk.mark_read(params)
         walk.first(page, page_size)
-        yield from walk.fresh(page)
+        call.expect(page["count"], walk.max_pages - EXTRA_PAGES)
+        yield from self._fresh(walk, page, call)
         if workers > 1 and page.get("next"):
             numbers = range(2, math.ceil(page["count"] / page_size) + 1)
-            for number, page in self._pages_in_parallel(url, params, numbers, workers):
+            for number, page in self._pages_in_parallel(url, params, numbers, workers, call):
                 if page is None:
-                    self._confirm_list_ends_before(resource, number, params, page_size)
+                    self._confirm_list_ends_before(resource, number, params, page_size, call)
                     break
                 walk.mark_read({**params, "page": str(number)})
-                new = walk.fresh(page)
+                new = self._fresh(walk, page, call)
                 yield from new
                 if not new:  # the list ended before its count said (an inflated count reads no further)
                     break
@@ -156,14 +161,22 @@ class PiriodTransport:
         # while pages were read in parallel (objects created meanwhile push items further)
         next_url = walk.next_url(page)
         while next_url:
-            page = self._get_page(next_url)
-            yield from walk.fresh(page)
+            page = self._get_page(next_url, call)
+            yield from self._fresh(walk, page, call)
             next_url = walk.next_url(page)
         walk.report(self.log)
 
-    def _confirm_list_ends_before(self, resource: Resource, number: int, params: dict[str, str], size: int) -> None:
+    @staticmethod
+    def _fresh(walk: PageWalk, page: dict[str, Any], call: Call) -> list[dict[str, Any]]:
+        new = walk.fresh(page)
+        call.advance(len(new), pages=1)
+        return new
+
+    def _confirm_list_ends_before(
+        self, resource: Resource, number: int, params: dict[str, str], size: int, call: Call
+    ) -> None:
         """Page ``number`` answered 404: fine if a fresh count agrees the list got shorter, else an error."""
-        count = self._get_page(self._url(resource.path), {**params, "page_size": "1"})["count"]
+        count = self._get_page(self._url(resource.path), call, {**params, "page_size": "1"})["count"]
         if count > (number - 1) * size:
             raise PiriodResponseError(
                 f"Piriod GET {resource.path}: page {number} answered 404 although {count} {resource.name} match "
@@ -173,13 +186,13 @@ class PiriodTransport:
                       resource.name, count, number)
 
     def _pages_in_parallel(
-        self, url: str, params: dict[str, str], numbers: range, workers: int
+        self, url: str, params: dict[str, str], numbers: range, workers: int, call: Call
     ) -> Iterator[tuple[int, dict[str, Any] | None]]:
         """``(number, page)`` for pages fetched ``workers`` at a time, in order; page None if it is gone (404)."""
 
         def fetch(number: int) -> dict[str, Any] | None:
             try:
-                return self._get_page(url, {**params, "page": str(number)})
+                return self._get_page(url, call, {**params, "page": str(number)})
             except PiriodNotFoundError:
                 return None
 
@@ -187,41 +200,43 @@ class PiriodTransport:
 
     # ------------------------------------------------------------------ the request funnel
 
-    def _get_object(self, resource: Resource, object_id: str) -> dict[str, Any]:
+    def _get_object(self, resource: Resource, object_id: str, call: Call) -> dict[str, Any]:
         path = resource.object_path(object_id)
-        return check_requested_object(self._request_json(self._url(path)), object_id, resource.label, path)
+        return check_requested_object(self._request_json(self._url(path), call), object_id, resource.label, path)
 
-    def _get_page(self, url: str, params: Mapping[str, str] | None = None) -> dict[str, Any]:
-        return check_page(self._request_json(url, params), "GET", urlsplit(url).path)
+    def _get_page(self, url: str, call: Call, params: Mapping[str, str] | None = None) -> dict[str, Any]:
+        return check_page(self._request_json(url, call, params), "GET", urlsplit(url).path)
 
     def _url(self, path: str) -> str:
         return f"{self.settings.base_url}{path}"
 
-    def _request_json(self, url: str, params: Mapping[str, str] | None = None) -> Any:
-        """The one request funnel: throttle, one attempt at a time, retries on transient failures."""
-        attempts = self.settings.max_retries + 1
-        for attempt in range(1, attempts + 1):
+    def _request_json(self, url: str, call: Call, params: Mapping[str, str] | None = None) -> Any:
+        """The one request funnel: throttle, one attempt at a time, and what to do after a failure."""
+        failures = throttles = 0
+        while True:
             round_ = self.throttle.acquire()
             try:
                 result = self._send(url, params)
             except TRANSIENT_ERRORS as exc:
+                scrub(exc, self.settings.token)  # it is about to be logged
                 throttled = isinstance(exc, PiriodRateLimitError)
-                asked_to_wait = throttled or getattr(exc, "retry_after", None) is not None
-                delay = self._retry_delay(attempt, exc)
-                # the server asked everyone to wait, not just this worker
-                self.throttle.release(round_, throttled=throttled, pause=delay if asked_to_wait else None)
-                if attempt == attempts:
+                failures, throttles = failures + (not throttled), throttles + throttled
+                try:
+                    delay = call.wait_after(exc, failures, throttles, self.throttle.pace)
+                except BaseException:
+                    self.throttle.release(round_, throttled=throttled)
                     raise
-                self.log.warning("Piriod request attempt %d of %d failed (%s); retrying in %.2f s",
-                                 attempt, attempts, scrub(exc, self.settings.token), delay)
+                # the server asked everyone to wait, not just this worker
+                asked_to_wait = throttled or getattr(exc, "retry_after", None) is not None
+                self.throttle.release(round_, throttled=throttled, pause=delay if asked_to_wait else None)
                 time.sleep(delay)
             except BaseException:
                 self.throttle.release(round_)
                 raise
             else:
                 self.throttle.release(round_)
+                call.succeeded()
                 return result
-        raise AssertionError("unreachable")  # pragma: no cover
 
     def _send(self, url: str, params: Mapping[str, str] | None) -> Any:
         """One attempt, bounded as a whole by the deadline: connect, send, status, headers, body, decode."""
@@ -263,12 +278,17 @@ class PiriodTransport:
             decoder.feed(chunk)
 
     @contextmanager
-    def _scrubbing(self) -> Iterator[None]:
-        """Every Piriod error leaving the transport, redacted and capped in one place."""
+    def _calling(self, what: str) -> Iterator[Call]:
+        """One hook call: its retry and rate-limit bookkeeping, and every Piriod error scrubbed on the way out."""
+        settings = self.settings
+        call = Call(self.log, what, max_retries=settings.max_retries, rate_limit_wait=settings.rate_limit_wait,
+                    delay=self._retry_delay)
         try:
-            yield
+            yield call
         except PiriodError as exc:
-            raise scrub(exc, self.settings.token) from exc.__cause__
+            raise scrub(exc, settings.token) from exc.__cause__
+        finally:
+            call.finish()
 
 
 def bounded_map(fn: Callable[[T], R], items: Iterable[T], workers: int, name: str) -> Iterator[R]:

@@ -40,6 +40,11 @@ class Throttle:
     def limit(self) -> float:
         return self._limit
 
+    @property
+    def pace(self) -> float | None:
+        """Requests per second the hook is pacing at, once Piriod has throttled it (None before)."""
+        return 1 / self._gap if self._gap else None
+
     def acquire(self) -> int:
         """Wait for the pause, a free slot and the pacing gap; returns the round the request belongs to."""
         with self._ready:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from airflow_provider_piriod.conditions import CustomerCondition
+from airflow_provider_piriod.conditions import CustomerCondition, ResourceCondition
 from airflow_provider_piriod.exceptions import PiriodInputError
 
 CUSTOMER = {"id": "cus_1", "status": "pending", "country": {"id": "CL"}, "contacts": [{"email": "a@b.cl"}],
@@ -69,3 +69,41 @@ def test_filters_mode_counts_and_lists():
     customers = [{**CUSTOMER, "id": "a", "status": "active"}, {**CUSTOMER, "id": "b"}, {**CUSTOMER, "id": "c", "status": "active"}]
     assert [c["id"] for c in with_status.judge_list(customers).value] == ["a", "c"]
     assert with_status.judge_list(customers[:2]).state == "waiting"
+
+
+# ---------------------------------------------------------------------- any resource
+
+INVOICE = {"id": "inv_1", "status": "finalized", "currency": "USD", "lines": [{"name": "Plan"}]}
+
+
+def test_resource_conditions_check_the_resources_own_statuses():
+    condition = ResourceCondition.build(resource="invoices", object_id="inv_1", target_status="paid")
+    assert condition.fail_statuses == ("uncollectible",) and condition.resource == "invoices"
+    with pytest.raises(PiriodInputError, match="target_status must be one of draft, finalized, paid, uncollectible"):
+        ResourceCondition.build(resource="invoices", object_id="inv_1", target_status="active")
+    with pytest.raises(PiriodInputError, match="resource must be one of the Piriod resources"):
+        ResourceCondition.build(resource="invoicez", object_id="inv_1")
+    with pytest.raises(PiriodInputError, match="PiriodSensor needs exactly one of object_id or filters"):
+        ResourceCondition.build(resource="invoices")
+
+
+def test_resource_judgements_name_the_resource():
+    condition = ResourceCondition.build(resource="invoices", object_id="inv_1", target_status="paid",
+                                        match={"lines.0.name": "Plan"})
+    assert condition.judge_object(None).message == "Piriod invoice 'inv_1' does not exist yet"
+    waiting = condition.judge_object(INVOICE)
+    assert waiting.state == "waiting" and "its status is 'finalized', waiting for 'paid'" in waiting.message
+    failed = condition.judge_object({**INVOICE, "status": "uncollectible"})
+    assert failed.state == "failed"
+    assert failed.message.startswith("Piriod invoice 'inv_1' reached status 'uncollectible' while waiting for 'paid'")
+    assert condition.judge_object({**INVOICE, "status": "paid"}).value == {**INVOICE, "status": "paid"}
+    listing = ResourceCondition.build(resource="creditnotes", filters={"invoice": "inv_1"}, min_count=2)
+    assert listing.judge_count(1).message == "1 Piriod credit notes match {'invoice': 'inv_1'}; waiting for 2"
+
+
+def test_customer_condition_is_the_resource_condition_on_customers():
+    condition = CustomerCondition.build(customer_id="cus_1", target_status="active")
+    assert isinstance(condition, ResourceCondition) and condition.resource == "customers"
+    assert condition.customer_id == condition.object_id == "cus_1"
+    assert condition == CustomerCondition(**{**vars(ResourceCondition.build(
+        resource="customers", object_id="cus_1", target_status="active"))})

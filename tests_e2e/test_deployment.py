@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 import time
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -126,7 +128,53 @@ def test_deferrable_sensor_waits_on_the_triggerer(api):
     assert "Trigger fired event" in written_by_the_triggerer and "'status': 'success'" in written_by_the_triggerer
 
 
-def trigger_log(dag_id: str, run_id: str) -> str:
+def test_deferrable_sensor_waits_for_an_invoice_to_be_paid(api):
+    invoice = emulator("POST", "invoices", json={"status": "finalized"})
+    dag_id, task_id = "example_piriod_wait_for_payment", "wait_until_paid"
+    seen_states: set[str] = set()
+
+    def pay_once_deferred(run_id: str) -> None:
+        poll("the sensor to defer", 240, lambda: task_state(api, dag_id, run_id, task_id, seen_states) == "deferred")
+        poll("the triggerer to poll a finalized invoice", 120,
+             lambda: "checking again" in trigger_log(dag_id, run_id, task_id))
+        emulator("PATCH", f"invoices/{invoice['id']}", json={"status": "paid"})
+
+    run_id = run_dag(api, dag_id, {"invoice_id": invoice["id"]}, on_running=pay_once_deferred)
+    assert "deferred" in seen_states
+    paid = exact_json(requests.get(f"{EMULATOR}/__emulator__/invoices/{invoice['id']}", timeout=30))
+    assert paid["status"] == "paid" and paid["id"] == invoice["id"]
+    pushed = exact_json(xcom_entry(api, dag_id, run_id, task_id))["value"]
+    assert pushed == paid  # the invoice JSON, every amount equal to the digits Piriod sent
+    fulfilled = return_value(api, dag_id, run_id, "fulfil_order")
+    assert fulfilled["invoice"] == invoice["id"] and Decimal(fulfilled["total"]) == paid["total"]
+    written_by_the_triggerer = trigger_log(dag_id, run_id, task_id)
+    assert "status is 'finalized', waiting for 'paid'" in written_by_the_triggerer
+    assert "Trigger fired event" in written_by_the_triggerer and "'status': 'success'" in written_by_the_triggerer
+
+
+def task_state(api, dag_id: str, run_id: str, task_id: str, seen: set[str]) -> str | None:
+    """The task's state now (and remember every state seen)."""
+    instances = api.get(f"{API}/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances").json()["task_instances"]
+    state = next((ti["state"] for ti in instances if ti["task_id"] == task_id), None)
+    seen.add(state)
+    return state
+
+
+def xcom_entry(api, dag_id: str, run_id: str, task_id: str) -> requests.Response:
+    response = api.get(
+        f"{API}/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/return_value",
+        params={"map_index": -1, "deserialize": "true", "stringify": "false"},
+    )
+    response.raise_for_status()
+    return response
+
+
+def exact_json(response: requests.Response):
+    """The body with every decimal number as a Decimal, so amounts compare digit for digit."""
+    return json.loads(response.text, parse_float=Decimal)
+
+
+def trigger_log(dag_id: str, run_id: str, task_id: str = "wait_until_active") -> str:
     """What the triggerer wrote for the sensor's trigger (Airflow keeps it beside the task log)."""
-    folder = Path(os.environ["AIRFLOW_HOME"], "logs", f"dag_id={dag_id}", f"run_id={run_id}", "task_id=wait_until_active")
+    folder = Path(os.environ["AIRFLOW_HOME"], "logs", f"dag_id={dag_id}", f"run_id={run_id}", f"task_id={task_id}")
     return "".join(path.read_text() for path in sorted(folder.glob("attempt=*.log.trigger.*.log")))

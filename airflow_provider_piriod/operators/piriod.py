@@ -1,69 +1,91 @@
-"""PiriodCustomerOperator: Piriod customers to XCom (or to an NDJSON file) for the next task."""
+"""PiriodReadOperator: any Piriod resource to XCom (or to an NDJSON file) for the next task.
+
+PiriodCustomerOperator is the same operator on customers, with ``customer_id``/``customer_ids``.
+"""
 
 from __future__ import annotations
 
-import json
-import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_piriod.compat import Asset, BaseOperator, ObjectStoragePath
-from airflow_provider_piriod.exceptions import PiriodNotFoundError
+from airflow_provider_piriod.compat import Asset, BaseOperator
+from airflow_provider_piriod.exceptions import PiriodInputError, PiriodNotFoundError
 from airflow_provider_piriod.hooks.piriod import PiriodHook
-from airflow_provider_piriod.protocol import validate_max_workers, validate_page_size
+from airflow_provider_piriod.operators.ndjson import write_ndjson
+from airflow_provider_piriod.operators.xcom import for_xcom
+from airflow_provider_piriod.protocol import (
+    validate_max_workers,
+    validate_object_id,
+    validate_object_ids,
+    validate_page_size,
+)
+from airflow_provider_piriod.resources import Resource, get_resource
 
 if TYPE_CHECKING:
     from airflow_provider_piriod.compat import Context
 
-MODES = ("customer_id", "customer_ids", "filters")
+CUSTOMERS = "customers"
+
+
+def piriod_asset(piriod_conn_id: str, resource: str) -> Asset:
+    """The Asset a PiriodReadOperator updates by default: ``piriod://<conn id>/<resource>``."""
+    return Asset(f"piriod://{piriod_conn_id}/{get_resource(resource).name}")
 
 
 def customers_asset(piriod_conn_id: str = PiriodHook.default_conn_name) -> Asset:
     """The Asset a PiriodCustomerOperator updates by default: ``piriod://<conn id>/customers``."""
-    return Asset(f"piriod://{piriod_conn_id}/customers")
+    return piriod_asset(piriod_conn_id, CUSTOMERS)
 
 
-class PiriodCustomerOperator(BaseOperator):
+class PiriodReadOperator(BaseOperator):
     """
-    Retrieve Piriod customers and return their JSON (pushed to XCom as ``return_value``).
+    Retrieve objects of any Piriod resource and return their JSON (pushed to XCom as ``return_value``).
 
     Give exactly one of:
 
-    * ``customer_id``: one customer; returns its JSON object.
-    * ``customer_ids``: many customers, fetched concurrently; returns a list in input order.
-    * ``filters``: every customer matching Piriod filters (``{}`` = all); returns a list.
+    * ``object_id``: one object; returns its JSON object.
+    * ``object_ids``: many objects, fetched concurrently; returns a list in input order.
+    * ``filters``: every object matching Piriod filters (``{}`` = all); returns a list.
 
-    Values are the JSON Piriod sent, key for key. With ``output_path`` (any ObjectStoragePath
-    URI: ``file://...``, ``s3://...``) customers are written there as NDJSON, page by page, and the
-    return value is ``{"path": ..., "count": ...}``; the file appears under its final name only
-    when the task succeeds. A failing task returns nothing, so no partial result reaches XCom.
+    Values are the JSON Piriod sent, key for key; an amount with more than 15 significant digits is a
+    ``decimal.Decimal`` (see :mod:`airflow_provider_piriod.operators.xcom` for how XCom carries it).
+    With ``output_path`` (any ObjectStoragePath URI: ``file://...``, ``s3://...``) the objects are
+    written there as NDJSON, page by page, and the return value is ``{"path": ..., "count": ...}``;
+    the file appears under its final name only when the task succeeds. A failing task returns
+    nothing, so no partial result reaches XCom.
 
-    The task updates the Asset ``piriod://<piriod_conn_id>/customers`` on success, so downstream
+    The task updates the Asset ``piriod://<piriod_conn_id>/<resource>`` on success, so downstream
     DAGs can be scheduled on it; pass ``outlets=[...]`` to choose others (or ``[]`` for none).
 
-    :param customer_id: id of one customer (templated).
-    :param customer_ids: list of ids (templated; an upstream ``XComArg`` works).
-    :param filters: Piriod list filters, e.g. ``{"created__gte": "{{ data_interval_start | ts }}"}`` (templated).
+    :param resource: the Piriod resource, e.g. ``"invoices"``, ``"payments"`` (checked when the DAG is parsed).
+    :param object_id: id of one object (templated).
+    :param object_ids: list of ids (templated; an upstream ``XComArg`` works).
+    :param filters: Piriod list filters, e.g. ``{"date__gte": "{{ data_interval_start | ds }}"}`` (templated).
     :param ignore_missing: leave out ids Piriod does not know (a single missing id returns ``None``)
         instead of failing.
     :param output_path: write NDJSON here and return ``{"path", "count"}`` (templated).
-    :param max_workers: concurrent requests: ids for ``customer_ids``, pages for ``filters`` (1 to 64;
+    :param max_workers: concurrent requests: ids for ``object_ids``, pages for ``filters`` (1 to 64;
         1 reads pages one after another by following ``next``).
-    :param page_size: customers per list request for ``filters`` (1 to 100).
+    :param page_size: objects per list request for ``filters`` (1 to 100).
     :param piriod_conn_id: the ``piriod`` connection (templated).
     :param test_mode: override the connection's ``test_mode``.
     """
 
-    template_fields: Sequence[str] = ("customer_id", "customer_ids", "filters", "output_path", "piriod_conn_id")
-    template_fields_renderers = {"customer_ids": "json", "filters": "json"}
+    template_fields: Sequence[str] = ("object_id", "object_ids", "filters", "output_path", "piriod_conn_id")
+    template_fields_renderers = {"object_ids": "json", "filters": "json"}
     ui_color = "#e8f4fd"
+
+    #: how this operator names its id arguments in messages (a subclass may call them otherwise)
+    id_argument = "object_id"
+    ids_argument = "object_ids"
 
     def __init__(
         self,
         *,
-        customer_id: str | None = None,
-        customer_ids: list[str] | None = None,
+        resource: str,
+        object_id: str | int | None = None,
+        object_ids: list[str | int] | None = None,
         filters: Mapping[str, Any] | None = None,
         ignore_missing: bool = False,
         output_path: str | None = None,
@@ -73,16 +95,13 @@ class PiriodCustomerOperator(BaseOperator):
         test_mode: bool | None = None,
         **kwargs: Any,
     ) -> None:
-        given = [name for name, value in zip(MODES, (customer_id, customer_ids, filters)) if value is not None]
-        if len(given) != 1:
-            raise ValueError(
-                "PiriodCustomerOperator needs exactly one of customer_id, customer_ids or filters "
-                f"(filters={{}} means all customers); got {' and '.join(given) if given else 'none of them'}"
-            )
-        kwargs.setdefault("outlets", [customers_asset(piriod_conn_id)])
+        spec = get_resource(resource)
+        self._check_one_mode(spec, object_id, object_ids, filters)
+        kwargs.setdefault("outlets", [piriod_asset(piriod_conn_id, spec.name)])
         super().__init__(**kwargs)
-        self.customer_id = customer_id
-        self.customer_ids = customer_ids
+        self.resource = spec.name
+        self.object_id = object_id
+        self.object_ids = object_ids
         self.filters = filters
         self.ignore_missing = ignore_missing
         self.output_path = output_path
@@ -91,53 +110,102 @@ class PiriodCustomerOperator(BaseOperator):
         self.piriod_conn_id = piriod_conn_id
         self.test_mode = test_mode
 
+    def _check_one_mode(self, spec: Resource, object_id: Any, object_ids: Any, filters: Any) -> None:
+        names = (self.id_argument, self.ids_argument, "filters")
+        given = [name for name, value in zip(names, (object_id, object_ids, filters)) if value is not None]
+        if len(given) != 1:
+            raise PiriodInputError(
+                f"{type(self).__name__} needs exactly one of {names[0]}, {names[1]} or filters "
+                f"(filters={{}} means all {spec.label}s); got {' and '.join(given) if given else 'none of them'}"
+            )
+
     @cached_property
     def hook(self) -> PiriodHook:
         return PiriodHook(self.piriod_conn_id, test_mode=self.test_mode)
 
+    @property
+    def spec(self) -> Resource:
+        return get_resource(self.resource)
+
     def execute(self, context: Context) -> Any:
         if self.output_path:
-            return self._write_ndjson(self.output_path, self._customers_json())
-        if self.customer_id is not None:
-            return self._one()
-        return list(self._customers_json())
+            path, count = write_ndjson(self.output_path, self._objects_json())
+            self.log.info("Wrote %d Piriod %ss to %s", count, self.spec.label, path)
+            return {"path": path, "count": count}
+        if self.object_id is not None:
+            return for_xcom(self._one(), where=self.spec.label)
+        return for_xcom(list(self._objects_json()), where=f"{self.spec.label}s")
 
     def _one(self) -> dict[str, Any] | None:
+        spec = self.spec
+        object_id = validate_object_id(self.object_id, self.id_argument, integers=spec.integer_ids)
         try:
-            return self.hook.get_customer(self.customer_id).to_json()
+            return self.hook.get_object(spec.name, object_id).to_json()
         except PiriodNotFoundError:
             if not self.ignore_missing:
                 raise
-            self.log.warning("Piriod customer %r not found; returning None (ignore_missing=True)", self.customer_id)
+            self.log.warning("Piriod %s %r not found; returning None (ignore_missing=True)", spec.label, object_id)
             return None
 
-    def _customers_json(self) -> Iterable[dict[str, Any]]:
-        """Customers as JSON objects; lazily, one page at a time, in filters mode."""
-        if self.customer_id is not None:
+    def _objects_json(self) -> Iterable[dict[str, Any]]:
+        """The objects as JSON; lazily, one page at a time, in filters mode."""
+        if self.object_id is not None:
             one = self._one()
             return [one] if one is not None else []
-        if self.customer_ids is not None:
-            customers = self.hook.get_customers(
-                self.customer_ids, max_workers=self.max_workers, ignore_missing=self.ignore_missing
-            )
-            self.log.info("Retrieved %d of %d Piriod customers by id", len(customers), len(self.customer_ids))
-            return [customer.to_json() for customer in customers]
-        return self.hook.iter_customer_json(self.filters, page_size=self.page_size, max_workers=self.max_workers)
+        spec = self.spec
+        if self.object_ids is not None:
+            ids = validate_object_ids(self.object_ids, self.ids_argument, integers=spec.integer_ids)
+            found = self.hook.get_objects(spec.name, ids, max_workers=self.max_workers,
+                                          ignore_missing=self.ignore_missing)
+            self.log.info("Retrieved %d of %d Piriod %ss by id", len(found), len(ids), spec.label)
+            return [item.to_json() for item in found]
+        return self.hook.iter_object_json(spec.name, self.filters, page_size=self.page_size,
+                                          max_workers=self.max_workers)
 
-    def _write_ndjson(self, output_path: str, customers: Iterable[dict[str, Any]]) -> dict[str, Any]:
-        """Stream NDJSON to a temporary name beside ``output_path``, then move it into place."""
-        final = ObjectStoragePath(output_path)
-        final.parent.mkdir(parents=True, exist_ok=True)
-        partial = final.parent / f".{final.name}.{uuid.uuid4().hex}.partial"
-        count = 0
-        try:
-            with partial.open("wb") as stream:
-                for customer in customers:
-                    stream.write(json.dumps(customer, ensure_ascii=False).encode() + b"\n")
-                    count += 1
-            partial.replace(final)
-        except BaseException:
-            partial.unlink(missing_ok=True)
-            raise
-        self.log.info("Wrote %d Piriod customers to %s", count, final)
-        return {"path": str(final), "count": count}
+
+class PiriodCustomerOperator(PiriodReadOperator):
+    """
+    Retrieve Piriod customers and return their JSON: :class:`PiriodReadOperator` on ``customers``.
+
+    Give exactly one of ``customer_id`` (returns the customer's JSON object), ``customer_ids``
+    (a list in input order, fetched concurrently) or ``filters`` (every match; ``{}`` = all).
+    Everything else (``output_path``, ``ignore_missing``, ``max_workers``, ``page_size``, the
+    Asset ``piriod://<piriod_conn_id>/customers``) is as for :class:`PiriodReadOperator`.
+
+    :param customer_id: id of one customer (templated).
+    :param customer_ids: list of ids (templated; an upstream ``XComArg`` works).
+    :param filters: Piriod list filters, e.g. ``{"created__gte": "{{ data_interval_start | ts }}"}`` (templated).
+    """
+
+    template_fields: Sequence[str] = ("customer_id", "customer_ids", "filters", "output_path", "piriod_conn_id")
+    template_fields_renderers = {"customer_ids": "json", "filters": "json"}
+
+    id_argument = "customer_id"
+    ids_argument = "customer_ids"
+
+    def __init__(
+        self,
+        *,
+        customer_id: str | None = None,
+        customer_ids: list[str] | None = None,
+        filters: Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(resource=CUSTOMERS, object_id=customer_id, object_ids=customer_ids, filters=filters, **kwargs)
+
+    # the customer names are the generic fields under another name, so templating either renders both
+    @property
+    def customer_id(self) -> str | None:
+        return self.object_id
+
+    @customer_id.setter
+    def customer_id(self, value: str | None) -> None:
+        self.object_id = value
+
+    @property
+    def customer_ids(self) -> list[str] | None:
+        return self.object_ids
+
+    @customer_ids.setter
+    def customer_ids(self, value: list[str] | None) -> None:
+        self.object_ids = value

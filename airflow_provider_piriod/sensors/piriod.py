@@ -1,4 +1,7 @@
-"""PiriodCustomerSensor: wait for a customer to appear or reach a status, or for customers matching filters."""
+"""PiriodSensor: wait for an object of any Piriod resource to appear or reach a status, or for objects matching filters.
+
+PiriodCustomerSensor is the same sensor on customers, with ``customer_id``.
+"""
 
 from __future__ import annotations
 
@@ -17,25 +20,30 @@ from airflow_provider_piriod.compat import (
     PokeReturnValue,
     conf,
 )
-from airflow_provider_piriod.conditions import CustomerCondition, Outcome
+from airflow_provider_piriod.conditions import Outcome, ResourceCondition
 from airflow_provider_piriod.exceptions import PiriodError, PiriodNotFoundError
 from airflow_provider_piriod.hooks.piriod import PiriodHook
-from airflow_provider_piriod.protocol import TRANSIENT_ERRORS
-from airflow_provider_piriod.triggers.piriod import PiriodCustomerTrigger
+from airflow_provider_piriod.operators.xcom import event_value, for_xcom
+from airflow_provider_piriod.protocol import TRANSIENT_ERRORS, validate_object_id
+from airflow_provider_piriod.resources import get_resource
+from airflow_provider_piriod.triggers.piriod import PiriodCustomerTrigger, PiriodTrigger
 
 if TYPE_CHECKING:
     from airflow_provider_piriod.compat import Context
 
+CUSTOMERS = "customers"
 
-class PiriodCustomerSensor(BaseSensorOperator):
+
+class PiriodSensor(BaseSensorOperator):
     """
-    Wait until a Piriod customer exists (and has ``target_status`` and every ``match`` value), or
-    until at least ``min_count`` customers match ``filters``; then push their JSON to XCom.
+    Wait until a Piriod object exists (and has ``target_status`` and every ``match`` value), or
+    until at least ``min_count`` objects of ``resource`` match ``filters``; then push their JSON to XCom.
 
-    * ``customer_id``: a 404 means "not yet". Reaching a status in ``fail_statuses`` (default
-      ``["archived"]`` when ``target_status`` is set) fails the task at once.
-    * ``filters``: done when ``min_count`` customers match (and have ``target_status`` / ``match``).
-      The XCom value is the list of matching customers.
+    * ``object_id``: a 404 means "not yet". Reaching a status in ``fail_statuses`` (by default the
+      resource's own, e.g. ``["uncollectible"]`` for invoices, when ``target_status`` is set) fails
+      the task at once.
+    * ``filters``: done when ``min_count`` objects match (and have ``target_status`` / ``match``).
+      The XCom value is the list of matching objects.
 
     Authentication, configuration and other non-transient errors fail the task at once with
     Piriod's message; transient ones (network, 429, 5xx) are retried by the hook and otherwise
@@ -43,26 +51,31 @@ class PiriodCustomerSensor(BaseSensorOperator):
     deferrable mode; deferrable mode checks once before deferring, so a condition that already
     holds costs no deferral, and honours the sensor's ``timeout`` while deferred.
 
-    :param customer_id: id to wait for (templated).
+    :param resource: the Piriod resource, e.g. ``"invoices"`` (checked when the DAG is parsed).
+    :param object_id: id to wait for (templated).
     :param filters: Piriod list filters (templated).
-    :param target_status: ``active``, ``pending`` or ``archived``.
-    :param match: dotted field paths and the values they must have, e.g. ``{"country.id": "CL"}`` (templated).
-    :param min_count: how many matching customers ``filters`` mode waits for.
-    :param fail_statuses: statuses that end the wait with a failure.
+    :param target_status: one of the resource's documented statuses (checked when the DAG is parsed).
+    :param match: dotted field paths and the values they must have, e.g. ``{"currency": "CLP"}`` (templated).
+    :param min_count: how many matching objects ``filters`` mode waits for.
+    :param fail_statuses: statuses that end the wait with a failure (drawn from the resource's statuses).
     :param deferrable: wait on the triggerer instead of a worker slot
         (default: ``[operators] default_deferrable``).
     :param piriod_conn_id: the ``piriod`` connection (templated).
     :param test_mode: override the connection's ``test_mode``.
     """
 
-    template_fields: Sequence[str] = ("customer_id", "filters", "match", "piriod_conn_id")
+    template_fields: Sequence[str] = ("object_id", "filters", "match", "piriod_conn_id")
     template_fields_renderers = {"filters": "json", "match": "json"}
     ui_color = "#fdf1e8"
+
+    #: how this sensor names its id argument in messages (a subclass may call it otherwise)
+    id_argument = "object_id"
 
     def __init__(
         self,
         *,
-        customer_id: str | None = None,
+        resource: str,
+        object_id: str | int | None = None,
         filters: Mapping[str, Any] | None = None,
         target_status: str | None = None,
         match: Mapping[str, Any] | None = None,
@@ -73,12 +86,14 @@ class PiriodCustomerSensor(BaseSensorOperator):
         test_mode: bool | None = None,
         **kwargs: Any,
     ) -> None:
-        condition = CustomerCondition.build(  # validates now, at DAG parse time
-            customer_id=customer_id, filters=filters, target_status=target_status, match=match,
-            min_count=min_count, fail_statuses=fail_statuses,
+        condition = ResourceCondition.build(  # validates now, at DAG parse time
+            resource=resource, object_id=object_id, filters=filters, target_status=target_status, match=match,
+            min_count=min_count, fail_statuses=fail_statuses, id_argument=self.id_argument,
+            owner=type(self).__name__,
         )
         super().__init__(**kwargs)
-        self.customer_id = customer_id
+        self.resource = condition.resource
+        self.object_id = object_id
         self.filters = filters
         self.target_status = target_status
         self.match = match
@@ -94,11 +109,12 @@ class PiriodCustomerSensor(BaseSensorOperator):
     def hook(self) -> PiriodHook:
         return PiriodHook(self.piriod_conn_id, test_mode=self.test_mode)
 
-    def condition(self) -> CustomerCondition:
+    def condition(self) -> ResourceCondition:
         """The condition with templated fields rendered."""
-        return CustomerCondition.build(
-            customer_id=self.customer_id, filters=self.filters, target_status=self.target_status, match=self.match,
-            min_count=self.min_count, fail_statuses=self.fail_statuses,
+        return ResourceCondition.build(
+            resource=self.resource, object_id=self.object_id, filters=self.filters, target_status=self.target_status,
+            match=self.match, min_count=self.min_count, fail_statuses=self.fail_statuses,
+            id_argument=self.id_argument, owner=type(self).__name__,
         )
 
     def poke(self, context: Context) -> PokeReturnValue:
@@ -112,21 +128,29 @@ class PiriodCustomerSensor(BaseSensorOperator):
         if outcome.state == "failed":
             raise AirflowFailException(outcome.message)
         self.log.info("%s", outcome.message)
-        return PokeReturnValue(is_done=outcome.state == "done", xcom_value=outcome.value)
+        if outcome.state != "done":
+            return PokeReturnValue(is_done=False)
+        return PokeReturnValue(is_done=True, xcom_value=for_xcom(outcome.value, where=self._value_name))
 
-    def _check(self, condition: CustomerCondition) -> Outcome:
-        hook = self.hook
-        if condition.customer_id is not None:
+    def _check(self, condition: ResourceCondition) -> Outcome:
+        hook, spec = self.hook, condition.spec
+        if condition.object_id is not None:
+            object_id = validate_object_id(condition.object_id, self.id_argument, integers=spec.integer_ids)
             try:
-                customer = hook.get_customer(condition.customer_id).to_json()
+                item = hook.get_object(spec.name, object_id).to_json()
             except PiriodNotFoundError:
-                customer = None
-            return condition.judge_customer(customer)
+                item = None
+            return condition.judge_object(item)
         if not condition.filters_client_side:
-            short = condition.judge_count(hook.count_customers(condition.filters))
+            short = condition.judge_count(hook.count_objects(spec.name, condition.filters))
             if short is not None:
                 return short
-        return condition.judge_list([customer.to_json() for customer in hook.iter_customers(condition.filters)])
+        return condition.judge_list(list(hook.iter_object_json(spec.name, condition.filters)))
+
+    @property
+    def _value_name(self) -> str:
+        label = get_resource(self.resource).label
+        return label if self.object_id is not None else f"{label}s"
 
     def execute(self, context: Context) -> Any:
         if not self.deferrable:
@@ -134,24 +158,31 @@ class PiriodCustomerSensor(BaseSensorOperator):
         first = self.poke(context)  # already satisfied: no deferral at all
         if first.is_done:
             return first.xcom_value
-        condition = self.condition()
         self.defer(
-            trigger=PiriodCustomerTrigger(
-                piriod_conn_id=self.piriod_conn_id,
-                customer_id=condition.customer_id,
-                filters=condition.filters,
-                target_status=condition.target_status,
-                match=condition.match,
-                min_count=condition.min_count,
-                fail_statuses=list(condition.fail_statuses),
-                test_mode=self.test_mode,
-                poke_interval=float(self.poke_interval),
-                deadline=time.time() + float(self.timeout),
-            ),
+            trigger=self._trigger(self.condition(), deadline=time.time() + float(self.timeout)),
             method_name="execute_complete",
             # backstop only: the trigger reports the deadline itself, with a clearer message
             timeout=timedelta(seconds=float(self.timeout) + 60),
         )
+
+    def _trigger(self, condition: ResourceCondition, *, deadline: float) -> PiriodTrigger:
+        """The trigger that waits for ``condition`` on the triggerer."""
+        kwargs = self._trigger_kwargs(condition, deadline)
+        return PiriodTrigger(resource=condition.resource, object_id=condition.object_id, **kwargs)
+
+    def _trigger_kwargs(self, condition: ResourceCondition, deadline: float) -> dict[str, Any]:
+        """What every Piriod trigger takes besides the resource and the id."""
+        return {
+            "piriod_conn_id": self.piriod_conn_id,
+            "filters": condition.filters,
+            "target_status": condition.target_status,
+            "match": condition.match,
+            "min_count": condition.min_count,
+            "fail_statuses": list(condition.fail_statuses),
+            "test_mode": self.test_mode,
+            "poke_interval": float(self.poke_interval),
+            "deadline": deadline,
+        }
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> Any:
         """Turn the trigger's event into the task's result (the same XCom value as a poke)."""
@@ -159,11 +190,43 @@ class PiriodCustomerSensor(BaseSensorOperator):
         message = (event or {}).get("message", "")
         if status == "success":
             self.log.info("%s", message)
-            return event["value"]
+            return for_xcom(event_value(event), where=self._value_name)
         if status == "timeout":
             if self.soft_fail:
                 raise AirflowSkipException(message)
             raise AirflowSensorTimeout(message)
         if status in ("failed", "error"):
             raise AirflowFailException(message)
-        raise AirflowException(f"PiriodCustomerTrigger sent an unexpected event: {event!r}")
+        raise AirflowException(f"{type(self).__name__}'s trigger sent an unexpected event: {event!r}")
+
+
+class PiriodCustomerSensor(PiriodSensor):
+    """
+    Wait until a Piriod customer exists (and has ``target_status`` and every ``match`` value), or
+    until at least ``min_count`` customers match ``filters``: :class:`PiriodSensor` on ``customers``.
+
+    ``fail_statuses`` defaults to ``["archived"]`` when ``target_status`` is set; deferrable mode
+    waits in :class:`~airflow_provider_piriod.triggers.piriod.PiriodCustomerTrigger`.
+
+    :param customer_id: id to wait for (templated).
+    :param target_status: ``active``, ``pending`` or ``archived``.
+    """
+
+    template_fields: Sequence[str] = ("customer_id", "filters", "match", "piriod_conn_id")
+
+    id_argument = "customer_id"
+
+    def __init__(self, *, customer_id: str | None = None, **kwargs: Any) -> None:
+        super().__init__(resource=CUSTOMERS, object_id=customer_id, **kwargs)
+
+    # the customer name is the generic field under another name, so templating either renders both
+    @property
+    def customer_id(self) -> str | None:
+        return self.object_id
+
+    @customer_id.setter
+    def customer_id(self, value: str | None) -> None:
+        self.object_id = value
+
+    def _trigger(self, condition: ResourceCondition, *, deadline: float) -> PiriodTrigger:
+        return PiriodCustomerTrigger(customer_id=condition.object_id, **self._trigger_kwargs(condition, deadline))

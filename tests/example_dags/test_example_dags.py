@@ -72,6 +72,7 @@ def test_every_example_dag_imports_without_errors():
     assert set(bag.dag_ids) == {
         "example_piriod_customer_lookup", "example_piriod_incremental_to_sqlite", "example_piriod_fan_out",
         "example_piriod_asset_consumer", "example_piriod_wait_for_activation", "example_piriod_wait_for_signups",
+        "example_piriod_daily_revenue", "example_piriod_wait_for_payment", "example_piriod_dunning",
     }
     assert all("piriod" in dag.tags for dag in bag.dags.values())
 

@@ -9,7 +9,7 @@ PIP_VERSION := 25.3
 PORT ?= 8765
 CUSTOMERS ?= 500
 
-.PHONY: help install install-airflow2 test test-airflow2 demo bench e2e emulator clean
+.PHONY: help install install-airflow2 test test-airflow2 lint demo bench e2e emulator clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -24,6 +24,11 @@ $(STAMP): pyproject.toml constraints.txt
 
 test: install  ## run the whole test suite (Airflow 3)
 	$(BIN)/python -m pytest
+
+lint: install  ## ruff (rules and formatting) on the whole tree, mypy on the package
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 install-airflow2: $(STAMP2)  ## create .venv-airflow2: the same pinned tools with Airflow 2.11
 

@@ -43,6 +43,8 @@ TRANSIENT_ERRORS = (PiriodNetworkError, PiriodRateLimitError, PiriodServerError,
 def validate_object_id(object_id: Any, argument: str = "object_id", *, integers: bool = False) -> str:
     """``object_id`` as the text of one path segment, else PiriodInputError (integers only where allowed)."""
     if integers and isinstance(object_id, int) and not isinstance(object_id, bool) and object_id >= 0:
+        if object_id.bit_length() > 64:
+            raise PiriodInputError(f"{argument} is a whole number too large to be an id")
         return str(object_id)
     if not isinstance(object_id, str):
         kinds = "a string or a whole number" if integers else "a string"
@@ -127,6 +129,8 @@ def _scalar(key: str, value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, (datetime, date)):
         return value.isoformat()
+    if isinstance(value, int) and value.bit_length() > 256:
+        raise PiriodInputError(f"filters[{key!r}] is a whole number too large to send")
     if isinstance(value, (str, int, float, Decimal)):
         return str(value)
     raise PiriodInputError(f"filters[{key!r}] must be a string, number, boolean, date or list, got {type(value).__name__}")

@@ -13,6 +13,8 @@ thread and fails the test if it has not finished in time, so a hang costs second
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import gzip
 import http
 import json
@@ -69,7 +71,7 @@ def _parse_head(raw: bytes) -> Request:
     text = raw.decode("latin-1")
     lines = text.split("\r\n")
     parts = lines[0].split(" ")
-    method, target = (parts + ["", ""])[:2]
+    method, target = [*parts, "", ""][:2]
     headers: dict[str, str] = {}
     for line in lines[1:]:
         if ":" in line:
@@ -119,7 +121,7 @@ class Conn:
             self.sock.settimeout(min(0.2, remaining))
             try:
                 data = self.sock.recv(65536)
-            except socket.timeout:
+            except TimeoutError:
                 continue
             except OSError:
                 return False
@@ -225,10 +227,8 @@ class Conn:
         if self.closed:
             return
         self.closed = True
-        try:
+        with contextlib.suppress(OSError):
             self.sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
         self.sock.close()
 
 
@@ -283,10 +283,8 @@ class HostileServer:
         with self._lock:
             sockets = list(self._sockets)
         for sock in sockets:
-            try:
+            with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
             sock.close()
         deadline = time.monotonic() + 2.0
         for thread in list(self._threads):
@@ -339,7 +337,7 @@ class HostileServer:
         while not self.stopping.is_set():
             try:
                 sock, _ = self._listener.accept()
-            except socket.timeout:
+            except TimeoutError:
                 continue
             except OSError:
                 return
@@ -362,7 +360,7 @@ class HostileServer:
                 if request is None:
                     break
                 self.handler(conn, request)
-        except Exception as exc:  # noqa: BLE001 - kept for the test to look at
+        except Exception as exc:  # kept for the test to look at
             self.errors.append(exc)
         finally:
             conn.close()
@@ -450,9 +448,10 @@ def bounded(fn: Callable[[], Any], seconds: float) -> Outcome:
 
     def run() -> None:
         started = time.monotonic()
+        _prepare_airflow2_thread()
         try:
             result["value"] = fn()
-        except BaseException as exc:  # noqa: BLE001 - handed to the test
+        except BaseException as exc:  # handed to the test
             result["error"] = exc
         finally:
             result["elapsed"] = time.monotonic() - started
@@ -466,10 +465,18 @@ def bounded(fn: Callable[[], Any], seconds: float) -> Outcome:
     return Outcome(result.get("value"), result.get("error"), result.get("elapsed", time.monotonic() - started))
 
 
+def _prepare_airflow2_thread() -> None:
+    """Airflow 2.11 guards ``execute`` with a thread-local set up only in the thread that imported it."""
+    try:
+        from airflow.models.baseoperator import ExecutorSafeguard
+    except ImportError:  # Airflow 3: no such guard
+        return
+    if not hasattr(ExecutorSafeguard._sentinel, "callers"):
+        ExecutorSafeguard._sentinel.callers = {}
+
+
 def run_async(make_coro: Callable[[], Any], seconds: float) -> Outcome:
     """``bounded`` for a coroutine: runs it with ``asyncio.run`` in its own thread and loop."""
-    import asyncio
-
     return bounded(lambda: asyncio.run(make_coro()), seconds)
 
 
@@ -504,9 +511,11 @@ def exception_texts(exc: BaseException) -> dict[str, str]:
 
 def logs_fixture(caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture) -> Callable[[], str]:
     caplog.set_level(logging.DEBUG)
-    # httpcore traces raw response headers at DEBUG; in a task or the triggerer Airflow's secret masker
-    # redacts the token there, as it does for every logger. What the provider writes itself is checked.
+    # httpx logs each request's status line at INFO and httpcore traces raw headers at DEBUG; in a task or
+    # the triggerer Airflow's secret masker redacts the token there, as it does for every logger. What the
+    # provider writes itself is checked.
     caplog.set_level(logging.INFO, logger="httpcore")
+    caplog.set_level(logging.WARNING, logger="httpx")
     captured: list[str] = []
 
     def text() -> str:
@@ -545,3 +554,45 @@ def stacked_gzip_bomb(decoded_mib: int) -> bytes:
     parts = [inner.compress(zeros) for _ in range(decoded_mib)]
     parts.append(inner.flush())
     return gzip_bytes(b"".join(parts))
+
+
+# ----------------------------------------------------------------------------- sample data and hook calls
+
+A = {"id": "cus_A", "name": "Alfa SpA", "status": "active"}
+B = {"id": "cus_B", "name": "Beta Ltda", "status": "active"}
+C = {"id": "cus_C", "name": "Gamma SA", "status": "pending"}
+D = {"id": "cus_D", "name": "Delta EIRL", "status": "active"}
+
+
+def page(results: list[Any], next_url: str | None = None, count: int | None = None) -> dict[str, Any]:
+    """A Piriod list page (``count`` defaults to the number of results)."""
+    return {"count": len(results) if count is None else count, "next": next_url, "previous": None, "results": results}
+
+
+def sync_ids(page_size: int = 2, max_workers: int = 1) -> list[str]:
+    """The ids ``PiriodHook().iter_customer_json`` yields (run it inside :func:`bounded`)."""
+    from airflow_provider_piriod.hooks.piriod import PiriodHook
+
+    return [c["id"] for c in PiriodHook().iter_customer_json({}, page_size=page_size, max_workers=max_workers)]
+
+
+def async_ids(page_size: int = 2) -> list[str]:
+    """The ids ``PiriodAsyncHook().iter_customer_json`` yields, in a fresh event loop."""
+    from airflow_provider_piriod.hooks.piriod import PiriodAsyncHook
+
+    async def run() -> list[str]:
+        async with PiriodAsyncHook() as hook:
+            return [c["id"] async for c in hook.iter_customer_json({}, page_size=page_size)]
+
+    return asyncio.run(run())
+
+
+def async_get(customer_id: str = "cus_A") -> Any:
+    """``PiriodAsyncHook().get_customer_json(customer_id)`` in a fresh event loop."""
+    from airflow_provider_piriod.hooks.piriod import PiriodAsyncHook
+
+    async def run() -> Any:
+        async with PiriodAsyncHook() as hook:
+            return await hook.get_customer_json(customer_id)
+
+    return asyncio.run(run())

@@ -8,7 +8,6 @@ object back value for value (Decimals from :func:`airflow_provider_piriod.jsonco
 
 from __future__ import annotations
 
-import copy
 from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any
@@ -56,7 +55,28 @@ class PiriodModel(BaseModel):
         """The object exactly as Piriod sent it (a copy, safe to change)."""
         if not self._raw:
             return self.model_dump(mode="json", exclude_unset=True)
-        return copy.deepcopy(self._raw)
+        return copy_json(self._raw)
+
+
+def copy_json(value: Any) -> Any:
+    """A deep copy of a JSON value, without recursion: however deep Piriod nests, the copy never overflows."""
+    if not isinstance(value, (dict, list)):
+        return value
+    root = type(value)()
+    stack: list[tuple[Any, Any]] = [(value, root)]
+    while stack:
+        source, target = stack.pop()
+        items = source.items() if isinstance(source, dict) else enumerate(source)
+        for key, item in items:
+            if isinstance(item, (dict, list)):
+                child = type(item)()
+                stack.append((item, child))
+                item = child
+            if isinstance(target, dict):
+                target[key] = item
+            else:
+                target.append(item)
+    return root
 
 
 class PiriodObject(PiriodModel):

@@ -22,9 +22,8 @@ from airflow_provider_piriod.resources import Resource
 from airflow_provider_piriod.transport.answers import (
     check_page,
     check_requested_object,
+    answer_json,
     deadline_error,
-    decode_json,
-    error_from_response,
     network_error,
     scrub,
 )
@@ -51,7 +50,8 @@ class AsyncPiriodTransport:
                      "User-Agent": f"airflow-provider-piriod/{__version__}", "Accept-Encoding": ACCEPT_ENCODING},
             timeout=httpx.Timeout(settings.timeout),
             follow_redirects=False,
-            trust_env=True,
+            # proxies from the environment, except for a plain-http API: the token would reach them in clear text
+            trust_env=settings.base_url.startswith("https://") or settings.allow_insecure_http,
         )
         return self
 
@@ -75,7 +75,7 @@ class AsyncPiriodTransport:
     async def iter_list(self, resource: Resource, params: dict[str, str]) -> AsyncIterator[dict[str, Any]]:
         """Every object of the list, each once, following ``next`` on the configured origin and path only."""
         async with self._calling(resource.name) as call:
-            walk = PageWalk(self.settings.base_url, resource.path, resource.label)
+            walk = PageWalk(self.settings.base_url, resource.path, resource.label, self.settings.token)
             page = await self._get_page(self._url(resource.path), call, params)
             walk.mark_read(params)
             walk.first(page, int(params["page_size"]))
@@ -87,6 +87,9 @@ class AsyncPiriodTransport:
                     yield item
                 url = walk.next_url(page)
                 page = await self._get_page(url, call) if url else None
+            if walk.short_of_count():
+                fresh = await self._get_page(self._url(resource.path), call, {**params, "page_size": "1"})
+                walk.confirm_shorter(fresh["count"], self.log)
             walk.report(self.log)
 
     # ------------------------------------------------------------------ the request funnel
@@ -128,9 +131,8 @@ class AsyncPiriodTransport:
             raise deadline_error(method, path, timeout) from None
         except (httpx.HTTPError, httpx.InvalidURL, OSError, ValueError) as exc:
             raise network_error(method, path, exc, secrets) from None
-        if not 200 <= status < 300:
-            raise error_from_response(method, path, status, reason, body, headers, secrets)
-        return decode_json(body, method, path, status, secrets)
+        # decoding a large body is CPU work: off the event loop every deferred task shares
+        return await asyncio.to_thread(answer_json, method, path, status, reason, body, headers, secrets)
 
     async def _read(self, url: str, params: Mapping[str, str] | None, method: str, path: str, deadline: float):
         settings = self.settings

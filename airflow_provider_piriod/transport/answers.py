@@ -9,6 +9,7 @@ caps every error's message, ``detail`` and ``errors`` on its way out of the tran
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -44,13 +45,11 @@ def secrets_of(secrets: str | Iterable[str]) -> tuple[str, ...]:
 
 
 def redact(text: str, secrets: str | Iterable[str]) -> str:
-    """``text`` with every secret (and its percent-encoded form) replaced by ``***``."""
+    """``text`` with every secret (and its percent-encoded form) replaced by ``***``, in any letter case."""
     for secret in secrets_of(secrets):
-        if secret:
-            text = text.replace(secret, REDACTED)
-            encoded = quote(secret, safe="")
-            if encoded != secret:
-                text = text.replace(encoded, REDACTED)
+        for form in {secret, quote(secret, safe="")}:
+            if form.lower() in text.lower():
+                text = re.sub(re.escape(form), REDACTED, text, flags=re.IGNORECASE)
     return text
 
 
@@ -72,6 +71,19 @@ def scrub(exc: PiriodError, secrets: str | Iterable[str]) -> PiriodError:
             for field, messages in list(errors.items())[:MAX_ERROR_FIELDS]
         }
     return exc
+
+
+# ----------------------------------------------------------------------------- answers
+
+
+def answer_json(
+    method: str, path: str, status: int, reason: str, body: bytes, headers: Mapping[str, str],
+    secrets: str | Iterable[str] = (),
+) -> Any:
+    """The JSON of a 2xx answer, or the typed error of any other: the last step of every attempt."""
+    if not 200 <= status < 300:
+        raise error_from_response(method, path, status, reason, body, headers, secrets)
+    return decode_json(body, method, path, status, secrets)
 
 
 # ----------------------------------------------------------------------------- successful answers
@@ -107,8 +119,8 @@ def check_requested_object(data: Any, object_id: str, label: str, path: str) -> 
     returned = obj.get("id")
     if isinstance(returned, bool) or not isinstance(returned, (str, int)) or str(returned) != object_id:
         raise PiriodResponseError(
-            f"Piriod GET {path} answered with {label} id {str(returned)[:60]!r}, not the {object_id!r} asked for; "
-            "refusing to return it under the id asked for", method="GET", path=path,
+            f"Piriod GET {path} answered with another {label} than the {object_id!r} asked for, id "
+            f"{str(returned)!r}; refusing to return it under the id asked for", method="GET", path=path,
         )
     return obj
 
@@ -154,8 +166,10 @@ def error_from_response(
         return PiriodAuthError(text + _auth_hint(status), **kwargs)
     if status == 404:
         return PiriodNotFoundError(text, **kwargs)
-    if status == 400:
+    if status in (400, 422):
         return PiriodValidationError(text, errors=errors, **kwargs)
+    if status < 200:
+        return PiriodResponseError(f"{text}; an interim answer where a final one was due", **kwargs)
     if 300 <= status < 400:
         return PiriodResponseError(f"{text}; redirects are not followed (Location points to "
                                    f"{_location_host(headers.get('Location', ''))})", **kwargs)
@@ -192,29 +206,32 @@ def _auth_hint(status: int) -> str:
 
 
 def _explain(body: bytes, secrets: tuple[str, ...]) -> tuple[str | None, dict[str, list[str]]]:
-    """Piriod's ``detail``, or its field errors flattened to ``field: message`` text."""
+    """Piriod's ``detail``, or its field errors flattened to ``field: message`` text; redacted before any cut."""
     try:
         data = jsoncodec.loads(body) if body.strip() else None
     except ValueError:
         return f"non-JSON body: {snippet(body, secrets)}", {}
     if isinstance(data, dict):
         if isinstance(data.get("detail"), str):
-            return data["detail"], {}
-        errors = {str(k): _messages(v) for k, v in list(data.items())[:MAX_ERROR_FIELDS]}
-        return "; ".join(f"{k}: {' '.join(v)}" for k, v in errors.items())[:MAX_MESSAGE_CHARS] or None, errors
+            return _clean(data["detail"], secrets, MAX_MESSAGE_CHARS), {}
+        errors = {_clean(k, secrets, MAX_ERROR_CHARS): _messages(v, secrets)
+                  for k, v in list(data.items())[:MAX_ERROR_FIELDS]}
+        text = "; ".join(f"{k}: {' '.join(v)}" for k, v in errors.items())
+        return text[:MAX_MESSAGE_CHARS] or None, errors
     if isinstance(data, list):
-        return " ".join(_messages(data))[:MAX_MESSAGE_CHARS] or None, {}
-    return (str(data)[:MAX_DETAIL_CHARS] if data is not None else None), {}
+        return " ".join(_messages(data, secrets))[:MAX_MESSAGE_CHARS] or None, {}
+    return (_clean(data, secrets, MAX_DETAIL_CHARS) if data is not None else None), {}
 
 
-def _messages(value: Any, depth: int = 0) -> list[str]:
+def _messages(value: Any, secrets: tuple[str, ...], depth: int = 0) -> list[str]:
     if depth > 5:
         return ["…"]
     if isinstance(value, list):
-        return [m for item in value[:20] for m in _messages(item, depth + 1)]
+        return [m for item in value[:20] for m in _messages(item, secrets, depth + 1)]
     if isinstance(value, dict):
-        return [f"{k}: {m}" for k, v in list(value.items())[:20] for m in _messages(v, depth + 1)]
-    return [str(value)[:MAX_ERROR_CHARS]]
+        return [f"{_clean(k, secrets, MAX_ERROR_CHARS)}: {m}" for k, v in list(value.items())[:20]
+                for m in _messages(v, secrets, depth + 1)]
+    return [_clean(value, secrets, MAX_ERROR_CHARS)]
 
 
 def snippet(body: bytes, secrets: str | Iterable[str] = ()) -> str:

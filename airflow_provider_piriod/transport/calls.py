@@ -18,6 +18,7 @@ from airflow_provider_piriod.exceptions import PiriodError, PiriodRateLimitError
 
 #: seconds between two throttling summaries, and between two progress lines
 REPORT_EVERY = 30.0
+_NO_ADVICE = Exception("no Retry-After")  # asks the backoff for its own delay
 
 
 class Call:
@@ -29,6 +30,8 @@ class Call:
         self.max_retries, self.rate_limit_wait = max_retries, rate_limit_wait
         self._delay = delay
         self._lock = threading.Lock()
+        #: set when the call has failed or its caller stopped: requests still waiting to retry give up
+        self.stopped = threading.Event()
         self.started = self._last_success = time.monotonic()
         self.throttled = self.retries = 0
         self._throttled_since_report = 0
@@ -47,7 +50,9 @@ class Call:
         nothing has got through for ``rate_limit_wait`` seconds. Everything else spends a retry.
         """
         if isinstance(exc, PiriodRateLimitError):
-            delay = self._delay(throttles, exc)
+            # a Retry-After of 0 (or in the past) must not turn a long throttle into a hot loop
+            floor = self._delay(throttles - 1, _NO_ADVICE) / 10 if throttles > 1 else 0.0
+            delay = max(self._delay(throttles, exc), floor)
             self._rate_limited(exc, delay, pace)
             return delay
         if failures > self.max_retries:

@@ -43,6 +43,12 @@ class Attempt:
             if self.expired:
                 _shut(sock)
 
+    def release(self, socks: list[Any]) -> bool:
+        """A connection goes back to the pool: stop watching its sockets; True if the attempt already expired."""
+        with self._lock:
+            self.sockets = [s for s in self.sockets if all(s is not sock for sock in socks)]
+            return self.expired
+
     def expire(self) -> None:
         with self._lock:
             self.expired = True
@@ -122,16 +128,31 @@ def _watch_current(sock: Any) -> None:
 
 
 class _WatchedMixin:
-    """Hands the connection's socket to the attempt on this thread, whether new or reused."""
+    """Hands the connection's sockets to the attempt on this thread, whether new or reused."""
 
     sock: Any
+    watched: list[Any]
+
+    def _watch(self, sock: Any) -> None:
+        if not hasattr(self, "watched"):
+            self.watched = []
+        if all(sock is not known for known in self.watched):
+            self.watched.append(sock)
+        _watch_current(sock)
+
+    def _new_conn(self) -> Any:
+        sock = super()._new_conn()  # type: ignore[misc]
+        self.watched = []  # a new connection: the sockets of an earlier one are gone
+        self._watch(sock)  # before a proxy tunnel or TLS is set up on it: those are bounded too
+        return sock
 
     def connect(self) -> None:
         super().connect()  # type: ignore[misc]
-        _watch_current(self.sock)
+        self._watch(self.sock)
 
     def getresponse(self, *args: Any, **kwargs: Any) -> Any:
-        _watch_current(self.sock)
+        for sock in getattr(self, "watched", [self.sock]):
+            _watch_current(sock)
         return super().getresponse(*args, **kwargs)  # type: ignore[misc]
 
 
@@ -143,11 +164,22 @@ class _WatchedHTTPSConnection(_WatchedMixin, HTTPSConnection):
     pass
 
 
-class _WatchedHTTPPool(HTTPConnectionPool):
+class _ReleasingPoolMixin:
+    """A connection going back to the pool leaves the attempt that used it, so a late deadline of that
+    attempt can never shut down the next request on the same connection; an expired one is closed."""
+
+    def _put_conn(self, conn: Any) -> None:
+        attempt = getattr(_current, "attempt", None)
+        if conn is not None and attempt is not None and attempt.release(getattr(conn, "watched", [])):
+            conn.close()
+        super()._put_conn(conn)  # type: ignore[misc]
+
+
+class _WatchedHTTPPool(_ReleasingPoolMixin, HTTPConnectionPool):
     ConnectionCls = _WatchedHTTPConnection
 
 
-class _WatchedHTTPSPool(HTTPSConnectionPool):
+class _WatchedHTTPSPool(_ReleasingPoolMixin, HTTPSConnectionPool):
     ConnectionCls = _WatchedHTTPSConnection
 
 

@@ -8,19 +8,23 @@ refused, so the token cannot be steered to another host or another resource.
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Iterable
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from airflow_provider_piriod.exceptions import PiriodResponseError
-from airflow_provider_piriod.transport.answers import check_object
+from airflow_provider_piriod.transport.answers import check_object, redact
 
 _UNSAFE_IN_URL = re.compile(r"[\x00-\x20\x7f\\]")
 MAX_LINK_CHARS = 4096
 #: pages a walk may read beyond what the first page's ``count`` allows (objects created meanwhile)
 EXTRA_PAGES = 5
+
+
+def pages_for(count: int, page_size: int) -> int:
+    """How many pages ``count`` objects fill (integer arithmetic: a count may be any size)."""
+    return -(-count // page_size)
 
 
 def _refuse(path: str, why: str) -> PiriodResponseError:
@@ -30,13 +34,15 @@ def _refuse(path: str, why: str) -> PiriodResponseError:
     )
 
 
-def follow_next(link: Any, base_url: str, listed_path: str) -> str:
+def follow_next(link: Any, base_url: str, listed_path: str, secrets: str | Iterable[str] = ()) -> str:
     """The URL to request for a ``next`` link: the configured origin + the listed path + the link's query."""
     if not isinstance(link, str):
         raise _refuse(listed_path, f"it is a JSON {type(link).__name__}, not a URL")
     if len(link) > MAX_LINK_CHARS or _UNSAFE_IN_URL.search(link):
         raise _refuse(listed_path, "it holds characters a URL cannot carry: whitespace, control characters "
                                    "or backslashes, or it is too long")
+    if redact(link, secrets) != link:
+        raise _refuse(listed_path, "it carries the API token, which must never travel in a URL")
     base = urlsplit(base_url)
     try:
         target = urlsplit(link)
@@ -69,8 +75,12 @@ class PageWalk:
     instead of requests without end.
     """
 
-    def __init__(self, base_url: str, resource_path: str, label: str) -> None:
+    def __init__(self, base_url: str, resource_path: str, label: str, secrets: str | Iterable[str] = ()) -> None:
         self.base_url = base_url
+        self.secrets = secrets
+        self.count: int | None = None
+        self.yielded = 0
+        self.gone: int | None = None  # a page number that answered 404 while pages were read in parallel
         self.path = urlsplit(base_url).path + resource_path
         self.label = label
         self.seen_pages: set[tuple[str, ...]] = set()
@@ -81,8 +91,9 @@ class PageWalk:
 
     def first(self, page: dict[str, Any], page_size: int) -> None:
         """Size the walk from the first page: at most what its ``count`` allows, plus a margin."""
+        self.count = page["count"]
         per_page = max(1, min(page_size, len(page["results"]) or page_size))
-        self.max_pages = math.ceil(page["count"] / per_page) + EXTRA_PAGES
+        self.max_pages = pages_for(page["count"], per_page) + EXTRA_PAGES
 
     def fresh(self, page: dict[str, Any]) -> list[dict[str, Any]]:
         """The objects of ``page`` not yielded before, after checking each is a JSON object."""
@@ -97,6 +108,7 @@ class PageWalk:
                     continue
                 self.seen_ids.add(key)
             new.append(obj)
+        self.yielded += len(new)
         if not new and page.get("next"):
             raise PiriodResponseError(
                 f"Piriod GET {self.path}: a page brought no {self.label} not already read but claims more pages; "
@@ -107,7 +119,7 @@ class PageWalk:
     def next_url(self, page: dict[str, Any] | None) -> str | None:
         if page is None or not page.get("next"):
             return None
-        url = follow_next(page["next"], self.base_url, self.path)
+        url = follow_next(page["next"], self.base_url, self.path, self.secrets)
         key = _page_key(url)
         if key in self.seen_pages:
             raise PiriodResponseError(f"Piriod GET {self.path}: 'next' points back to a page already read",
@@ -123,6 +135,20 @@ class PageWalk:
     def mark_read(self, params: dict[str, str]) -> None:
         """Remember a page requested by number, so a ``next`` back to it is recognised."""
         self.seen_pages.add(_query_key(params.items()))
+
+    def short_of_count(self) -> bool:
+        """True when the walk ended with fewer objects than the first page's ``count`` promised."""
+        return self.count is not None and self.yielded < self.count
+
+    def confirm_shorter(self, fresh_count: int, log: Any) -> None:
+        """The walk ended short: fine if a fresh count agrees the list shrank, else a partial list."""
+        if fresh_count > self.yielded:
+            ended = f"page {self.gone} answered 404" if self.gone else f"the pages ended after {self.yielded}"
+            raise PiriodResponseError(
+                f"Piriod GET {self.path}: {ended} although {fresh_count} {self.label}s match; refusing to return a "
+                "partial list", method="GET", path=self.path,
+            )
+        log.info("Piriod's list at %s shrank from %d to %d while it was read", self.path, self.count, fresh_count)
 
     def report(self, log: Any) -> None:
         if self.duplicates:

@@ -8,12 +8,13 @@ hands back checked JSON objects. Every error leaving it has been through :func:`
 from __future__ import annotations
 
 import http.client
-import math
+import os
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from functools import cached_property
 from itertools import islice
 from typing import Any, TypeVar
@@ -35,16 +36,15 @@ from airflow_provider_piriod.resources import Resource
 from airflow_provider_piriod.transport.answers import (
     check_page,
     check_requested_object,
+    answer_json,
     deadline_error,
-    decode_json,
-    error_from_response,
     network_error,
     scrub,
 )
 from airflow_provider_piriod.transport.bodies import ACCEPT_ENCODING, BodyBudget, BodyDecoder
 from airflow_provider_piriod.transport.deadline import DeadlineAdapter, attempt_deadline
 from airflow_provider_piriod.transport.calls import Call
-from airflow_provider_piriod.transport.pages import EXTRA_PAGES, PageWalk
+from airflow_provider_piriod.transport.pages import EXTRA_PAGES, PageWalk, pages_for
 from airflow_provider_piriod.transport.throttle import Throttle
 
 T = TypeVar("T")
@@ -68,6 +68,17 @@ class TokenAuth(requests.auth.AuthBase):
         return "<TokenAuth ***>"
 
 
+def environment_proxies(url: str) -> dict[str, str]:
+    """The proxy the environment sets for ``url`` (``HTTPS_PROXY``, ``ALL_PROXY``...) unless ``NO_PROXY`` skips it."""
+    proxy = requests.utils.select_proxy(url, requests.utils.get_environ_proxies(url))
+    return {urlsplit(url).scheme: proxy} if proxy else {}
+
+
+def environment_ca_bundle() -> str | bool:
+    """The CA bundle ``REQUESTS_CA_BUNDLE`` or ``CURL_CA_BUNDLE`` names, as requests reads them; else its own."""
+    return os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
+
+
 class PiriodTransport:
     """Requests to one Piriod workspace for one hook; thread-safe, so pages and ids can be fetched at once."""
 
@@ -81,12 +92,19 @@ class PiriodTransport:
 
     @cached_property
     def session(self) -> requests.Session:
+        """The pooled session: Piriod's headers and token, and the environment's proxy and CA bundle read once."""
         settings = self.settings
         session = requests.Session()
         session.headers.update(settings.headers)
         session.headers["User-Agent"] = f"airflow-provider-piriod/{__version__}"
         session.headers["Accept-Encoding"] = ACCEPT_ENCODING
         session.auth = TokenAuth(settings.authorization)
+        # with trust_env, requests reads every *_proxy variable (twice) on each request; the host never changes
+        session.trust_env = False
+        # as in the async transport: no proxy for a plain-http API, the token would reach it in clear text
+        if settings.base_url.startswith("https://") or settings.allow_insecure_http:
+            session.proxies = environment_proxies(settings.base_url)
+        session.verify = environment_ca_bundle()
         adapter = DeadlineAdapter(pool_connections=1, pool_maxsize=MAX_WORKERS, max_retries=0)
         session.mount("https://", adapter)
         session.mount("http://", adapter)
@@ -117,7 +135,7 @@ class PiriodTransport:
         _ = self.session  # built once here, not by racing worker threads
         with self._calling(resource.name) as call:
             call.expect(len(object_ids))
-            found = zip(object_ids, bounded_map(fetch, object_ids, workers, "piriod"), strict=True)
+            found = zip(object_ids, bounded_map(fetch, object_ids, workers, "piriod", call.stopped), strict=True)
             return {object_id: obj for object_id, obj in found if obj is not None}
 
     def count(self, resource: Resource, params: Mapping[str, str]) -> int:
@@ -138,7 +156,7 @@ class PiriodTransport:
 
     def _walk(self, resource: Resource, params: dict[str, str], workers: int, call: Call) -> Iterator[dict[str, Any]]:
         _ = self.session  # built once here, not by racing worker threads
-        walk = PageWalk(self.settings.base_url, resource.path, resource.label)
+        walk = PageWalk(self.settings.base_url, resource.path, resource.label, self.settings.token)
         url = self._url(resource.path)
         page_size = int(params["page_size"])
         page: dict[str, Any] | None = self._get_page(url, call, params)
@@ -147,16 +165,18 @@ class PiriodTransport:
         call.expect(page["count"], walk.max_pages - EXTRA_PAGES)
         yield from self._fresh(walk, page, call)
         if workers > 1 and page.get("next"):
-            numbers = range(2, math.ceil(page["count"] / page_size) + 1)
-            for number, page in self._pages_in_parallel(url, params, numbers, workers, call):
-                if page is None:
-                    self._confirm_list_ends_before(resource, number, params, page_size, call)
-                    break
-                walk.mark_read({**params, "page": str(number)})
-                new = self._fresh(walk, page, call)
-                yield from new
-                if not new:  # the list ended before its count said (an inflated count reads no further)
-                    break
+            numbers = range(2, pages_for(page["count"], page_size) + 1)
+            with closing(self._pages_in_parallel(url, params, numbers, workers, call)) as pages:
+                for number, page in zip(numbers, pages, strict=False):
+                    if page is None:  # 404: the list got shorter, or the check below refuses it
+                        walk.gone = number
+                        break
+                    walk.mark_read({**params, "page": str(number)})
+                    new = self._fresh(walk, page, call)
+                    yield from new
+                    if not new:  # the list ended before its count said (an inflated count reads no further)
+                        break
+            call.stopped.clear()  # pages left unread on purpose: the requests that follow may retry again
         # follow `next` from the last page read: every page when sequential, or any that appeared
         # while pages were read in parallel (objects created meanwhile push items further)
         next_url = walk.next_url(page)
@@ -164,6 +184,8 @@ class PiriodTransport:
             page = self._get_page(next_url, call)
             yield from self._fresh(walk, page, call)
             next_url = walk.next_url(page)
+        if walk.short_of_count():
+            walk.confirm_shorter(self._get_page(url, call, {**params, "page_size": "1"})["count"], self.log)
         walk.report(self.log)
 
     @staticmethod
@@ -172,23 +194,10 @@ class PiriodTransport:
         call.advance(len(new), pages=1)
         return new
 
-    def _confirm_list_ends_before(
-        self, resource: Resource, number: int, params: dict[str, str], size: int, call: Call
-    ) -> None:
-        """Page ``number`` answered 404: fine if a fresh count agrees the list got shorter, else an error."""
-        count = self._get_page(self._url(resource.path), call, {**params, "page_size": "1"})["count"]
-        if count > (number - 1) * size:
-            raise PiriodResponseError(
-                f"Piriod GET {resource.path}: page {number} answered 404 although {count} {resource.name} match "
-                f"at {size} per page; refusing to return a partial list"
-            )
-        self.log.info("Piriod's list of %s shrank to %d while it was read; it ends before page %d",
-                      resource.name, count, number)
-
     def _pages_in_parallel(
         self, url: str, params: dict[str, str], numbers: range, workers: int, call: Call
-    ) -> Iterator[tuple[int, dict[str, Any] | None]]:
-        """``(number, page)`` for pages fetched ``workers`` at a time, in order; page None if it is gone (404)."""
+    ) -> Iterator[dict[str, Any] | None]:
+        """Pages ``numbers`` fetched ``workers`` at a time, in order; None for a page that is gone (404)."""
 
         def fetch(number: int) -> dict[str, Any] | None:
             try:
@@ -196,7 +205,7 @@ class PiriodTransport:
             except PiriodNotFoundError:
                 return None
 
-        return zip(numbers, bounded_map(fetch, numbers, workers, "piriod-pages"), strict=False)
+        return bounded_map(fetch, numbers, workers, "piriod-pages", call.stopped)
 
     # ------------------------------------------------------------------ the request funnel
 
@@ -216,6 +225,8 @@ class PiriodTransport:
         while True:
             round_ = self.throttle.acquire()
             try:
+                if call.stopped.is_set():  # another request of this call failed while this one waited its turn
+                    raise PiriodError(f"Piriod GET {urlsplit(url).path}: not sent, the call already failed")
                 result = self._send(url, params)
             except TRANSIENT_ERRORS as exc:
                 scrub(exc, self.settings.token)  # it is about to be logged
@@ -229,7 +240,8 @@ class PiriodTransport:
                 # the server asked everyone to wait, not just this worker
                 asked_to_wait = throttled or getattr(exc, "retry_after", None) is not None
                 self.throttle.release(round_, throttled=throttled, pause=delay if asked_to_wait else None)
-                time.sleep(delay)
+                if call.stopped.wait(delay):  # the call failed elsewhere: no point retrying
+                    raise
             except BaseException:
                 self.throttle.release(round_)
                 raise
@@ -258,10 +270,7 @@ class PiriodTransport:
                 raise network_error(method, path, exc, secrets) from None
             if attempt.expired:  # the watchdog cut the body short
                 raise deadline_error(method, path, timeout, response.status_code)
-        if not 200 <= response.status_code < 300:
-            raise error_from_response(method, path, response.status_code, response.reason or "", body,
-                                      response.headers, secrets)
-        return decode_json(body, method, path, response.status_code, secrets)
+        return answer_json(method, path, response.status_code, response.reason or "", body, response.headers, secrets)
 
     def _read_body(self, response: requests.Response, method: str, path: str, deadline: float) -> bytes:
         """Raw bytes as they arrive, decoded here within the size cap (never by urllib3, which is unbounded)."""
@@ -291,11 +300,14 @@ class PiriodTransport:
             call.finish()
 
 
-def bounded_map(fn: Callable[[T], R], items: Iterable[T], workers: int, name: str) -> Iterator[R]:
+def bounded_map(
+    fn: Callable[[T], R], items: Iterable[T], workers: int, name: str, stop: threading.Event | None = None
+) -> Iterator[R]:
     """``fn`` over ``items`` in order, ``workers`` at a time, with at most ``2 * workers`` submitted ahead.
 
     The window is what makes "the first failure stops the rest" true: nothing beyond it is sent,
-    and what is queued in it is cancelled when the consumer stops or a result raises.
+    what is queued in it is cancelled, and ``stop`` is set so requests waiting to retry give up,
+    when a result raises or the consumer stops.
     """
     if workers == 1:
         yield from map(fn, items)
@@ -310,5 +322,7 @@ def bounded_map(fn: Callable[[T], R], items: Iterable[T], workers: int, name: st
                 window.extend(pool.submit(fn, item) for item in islice(queued, 1))
                 yield result
         finally:
+            if window and stop is not None:
+                stop.set()
             for future in window:
                 future.cancel()

@@ -30,8 +30,11 @@ def warnings(caplog, capfd):
 def progress_lines(caplog, capfd) -> list[str]:
     """The progress lines, from stdlib records (Airflow 2.11) or what Airflow 3's structlog printed."""
     out, err = capfd.readouterr()
-    texts = [r.getMessage() for r in caplog.records] + (out + err).splitlines()
-    return [re.search(r"Read \d.*?(?= \[airflow|$)", t).group(0) for t in texts if re.search(r"Read \d", t)]
+
+    def progress(texts: list[str]) -> list[str]:
+        return [re.search(r"Read \d.*?(?= \[airflow|$)", t).group(0) for t in texts if re.search(r"Read \d", t)]
+
+    return progress([r.getMessage() for r in caplog.records]) or progress((out + err).splitlines())  # not both
 
 
 def use_extras(monkeypatch, emulator, **extra):
@@ -56,7 +59,7 @@ def test_a_burst_of_429s_does_not_spend_retries_and_is_reported_once(monkeypatch
 def test_throttling_that_outlasts_rate_limit_wait_fails_saying_how_long(monkeypatch, piriod_emulator, fast_retries):
     use_extras(monkeypatch, piriod_emulator, max_retries=0, rate_limit_wait=0.5)
     piriod_emulator.add_fault("status", status=429, retry_after="0.1", times=None)
-    with pytest.raises(PiriodRateLimitError, match=r"still rate-limited after waiting 0\.\d s .*rate_limit_wait = 0.5 s"):
+    with pytest.raises(PiriodRateLimitError, match=r"still rate-limited after waiting 0\.\d s .*wait = 0\.5 s"):
         PiriodHook().count_customers()
     assert 3 <= len(piriod_emulator.requests()) <= 8
 
@@ -85,7 +88,7 @@ def test_the_async_hook_waits_out_429s_too(monkeypatch, piriod_emulator, fast_re
     piriod_emulator.add_fault("status", status=429, retry_after="0.01", times=5)
     assert asyncio.run(count()) == len(piriod_emulator.customers())
     piriod_emulator.add_fault("status", status=429, retry_after="0.1", times=None)
-    with pytest.raises(PiriodRateLimitError, match="rate_limit_wait = 0.4 s"):
+    with pytest.raises(PiriodRateLimitError, match=r"rate_limit_wait = 0\.4 s"):
         asyncio.run(count())
 
 
@@ -108,7 +111,7 @@ def test_many_ids_log_progress_too(monkeypatch, piriod_emulator, caplog, capfd):
     ids = [c["id"] for c in piriod_emulator.customers()[:20]]
     PiriodHook().get_customers(ids, max_workers=4)
     progress = progress_lines(caplog, capfd)
-    assert progress[-1].startswith("Read 20 of 20 customers at ")
+    assert any(line.startswith("Read 20 of 20 customers at ") for line in progress)  # threads log in any order
 
 
 def test_rate_limit_wait_is_a_checked_connection_extra(monkeypatch, piriod_emulator):

@@ -19,7 +19,7 @@ def get_provider_info() -> dict:
         "package-name": PACKAGE_NAME,
         "name": "Piriod",
         "description": "Piriod billing API: customers, invoices, payments and every other resource to XCom or "
-                       "NDJSON, waiting on their status, and a local emulator.",
+        "NDJSON, waiting on their status, and a local emulator.",
         "versions": [__version__],
         "integrations": [
             {
@@ -29,9 +29,7 @@ def get_provider_info() -> dict:
             }
         ],
         "hooks": [{"integration-name": "Piriod", "python-modules": ["airflow_provider_piriod.hooks.piriod"]}],
-        "operators": [
-            {"integration-name": "Piriod", "python-modules": ["airflow_provider_piriod.operators.piriod"]}
-        ],
+        "operators": [{"integration-name": "Piriod", "python-modules": ["airflow_provider_piriod.operators.piriod"]}],
         "sensors": [{"integration-name": "Piriod", "python-modules": ["airflow_provider_piriod.sensors.piriod"]}],
         "triggers": [{"integration-name": "Piriod", "python-modules": ["airflow_provider_piriod.triggers.piriod"]}],
         "connection-types": [
@@ -68,7 +66,7 @@ def get_provider_info() -> dict:
                     },
                     "rate_limit_wait": {
                         "label": "Rate-limit wait (seconds)",
-                        "description": "How long a call waits out 429 answers with nothing getting through before it fails.",
+                        "description": "Seconds a call waits out 429 answers, none getting through, before failing.",
                         "schema": {"type": ["number", "null"], "default": 600, "minimum": 0},
                     },
                     "max_response_bytes": {
@@ -78,7 +76,7 @@ def get_provider_info() -> dict:
                     },
                     "allow_insecure_http": {
                         "label": "Allow plain http",
-                        "description": "Permit an http:// API URL on a non-loopback host (the token travels unencrypted).",
+                        "description": "Permit an http:// API URL on a non-loopback host (the token goes unencrypted).",
                         "schema": {"type": ["boolean", "null"], "default": False},
                     },
                 },

@@ -100,8 +100,11 @@ class ResourceCondition:
         status = item.get("status")
         if status in self.fail_statuses:
             waited_for = f" while waiting for {self.target_status!r}" if self.target_status else ""
-            return Outcome("failed", f"{name} reached status {status!r}{waited_for}; failing now instead of "
-                                     f"waiting for the timeout (fail_statuses={list(self.fail_statuses)})")
+            return Outcome(
+                "failed",
+                f"{name} reached status {status!r}{waited_for}; failing now instead of "
+                f"waiting for the timeout (fail_statuses={list(self.fail_statuses)})",
+            )
         if not self.matches(item):
             return Outcome("waiting", f"{name} exists but {self._difference(item)}")
         return Outcome("done", f"{name} matches", dict(item))
@@ -109,16 +112,20 @@ class ResourceCondition:
     def judge_count(self, count: int) -> Outcome | None:
         """Filters mode without client-side checks: a count below ``min_count`` settles it in one request."""
         if count < self.min_count:
-            return Outcome("waiting",
-                           f"{count} Piriod {self._plural} match {self.filters}; waiting for {self.min_count}")
+            return Outcome(
+                "waiting", f"{count} Piriod {self._plural} match {self.filters}; waiting for {self.min_count}"
+            )
         return None
 
     def judge_list(self, items: Sequence[Mapping[str, Any]]) -> Outcome:
         """Filters mode: done once ``min_count`` listed objects satisfy the status and match."""
         matching = [dict(item) for item in items if self.matches(item)]
         if len(matching) < self.min_count:
-            return Outcome("waiting", f"{len(matching)} Piriod {self._plural} match {self.filters}"
-                                      f"{self._checks()}; waiting for {self.min_count}")
+            return Outcome(
+                "waiting",
+                f"{len(matching)} Piriod {self._plural} match {self.filters}"
+                f"{self._checks()}; waiting for {self.min_count}",
+            )
         return Outcome("done", f"{len(matching)} Piriod {self._plural} match", matching)
 
     @property
@@ -152,8 +159,15 @@ class CustomerCondition(ResourceCondition):
         fail_statuses: Sequence[str] | None = None,
     ) -> CustomerCondition:
         condition = ResourceCondition.build(
-            resource=CUSTOMERS, object_id=customer_id, filters=filters, target_status=target_status, match=match,
-            min_count=min_count, fail_statuses=fail_statuses, id_argument="customer_id", owner="PiriodCustomerSensor",
+            resource=CUSTOMERS,
+            object_id=customer_id,
+            filters=filters,
+            target_status=target_status,
+            match=match,
+            min_count=min_count,
+            fail_statuses=fail_statuses,
+            id_argument="customer_id",
+            owner="PiriodCustomerSensor",
         )
         return cls(**{name: getattr(condition, name) for name in condition.__dataclass_fields__})
 
@@ -188,9 +202,7 @@ def _check_match(match: Mapping[str, Any] | None) -> None:
         raise PiriodInputError("match must be a dict of dotted field paths to values, e.g. {'country.id': 'CL'}")
 
 
-def _checked_fail_statuses(
-    spec: Resource, target_status: str | None, fail_statuses: Sequence[str] | None
-) -> list[str]:
+def _checked_fail_statuses(spec: Resource, target_status: str | None, fail_statuses: Sequence[str] | None) -> list[str]:
     """The given fail statuses, checked; by default the registry's, minus the status waited for."""
     if fail_statuses is None:
         return [s for s in spec.fail_statuses if s != target_status] if target_status is not None else []

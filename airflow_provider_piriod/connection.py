@@ -73,19 +73,39 @@ def settings_from_connection(
         test_mode=_parse_bool(
             test_mode if test_mode is not None else _extra_field(extra, "test_mode"), "test_mode", conn_id
         ),
-        timeout=_parse_seconds(timeout if timeout is not None else _extra_field(extra, "timeout"), "timeout", conn_id,
-                               default=DEFAULT_TIMEOUT, low=0, high=3600),
+        timeout=_parse_seconds(
+            timeout if timeout is not None else _extra_field(extra, "timeout"),
+            "timeout",
+            conn_id,
+            default=DEFAULT_TIMEOUT,
+            low=0,
+            high=3600,
+        ),
         max_retries=_parse_whole_number(
-            max_retries if max_retries is not None else _extra_field(extra, "max_retries"), "max_retries", conn_id,
-            default=DEFAULT_MAX_RETRIES, low=0, high=20,
+            max_retries if max_retries is not None else _extra_field(extra, "max_retries"),
+            "max_retries",
+            conn_id,
+            default=DEFAULT_MAX_RETRIES,
+            low=0,
+            high=20,
         ),
         allow_insecure_http=allow_insecure,
         max_response_bytes=_parse_whole_number(
-            _extra_field(extra, "max_response_bytes"), "max_response_bytes", conn_id,
-            default=DEFAULT_MAX_RESPONSE_BYTES, low=1024,
+            _extra_field(extra, "max_response_bytes"),
+            "max_response_bytes",
+            conn_id,
+            default=DEFAULT_MAX_RESPONSE_BYTES,
+            low=1024,
         ),
-        rate_limit_wait=_parse_seconds(_extra_field(extra, "rate_limit_wait"), "rate_limit_wait", conn_id,
-                                       default=DEFAULT_RATE_LIMIT_WAIT, low=0, high=86400, open_low=False),
+        rate_limit_wait=_parse_seconds(
+            _extra_field(extra, "rate_limit_wait"),
+            "rate_limit_wait",
+            conn_id,
+            default=DEFAULT_RATE_LIMIT_WAIT,
+            low=0,
+            high=86400,
+            open_low=False,
+        ),
     )
 
 

@@ -15,6 +15,9 @@ from airflow_provider_piriod.compat import AirflowException
 class PiriodError(AirflowException):
     """Base class: a Piriod request failed or could not be made."""
 
+    # Piriod's HTTP status (any int, or None before an answer), not Airflow's HTTPStatus for its own API
+    status_code: int | None  # type: ignore[assignment]
+
     def __init__(
         self,
         message: str,

@@ -141,9 +141,17 @@ class _Encoding:
         # _make_iterencode is what json itself runs without its C accelerator; its float= parameter is the type
         # it checks numbers against, so every Decimal reaches _number_text instead of the TypeError default.
         iterencode = _make_iterencode(
-            markers={}, _default=self.plain.default, _encoder=self.escape_string, _indent=None,
-            _floatstr=_number_text, _key_separator=":", _item_separator=",", _sort_keys=False, _skipkeys=False,
-            _one_shot=True, float=(float, Decimal),
+            markers={},
+            _default=self.plain.default,
+            _encoder=self.escape_string,
+            _indent=None,
+            _floatstr=_number_text,
+            _key_separator=":",
+            _item_separator=",",
+            _sort_keys=False,
+            _skipkeys=False,
+            _one_shot=True,
+            float=(float, Decimal),
         )
         chunks = iterencode(value, 0)
         return "".join(chunks)

@@ -72,8 +72,10 @@ def validate_object_ids(object_ids: Any, argument: str = "object_ids", *, intege
     """Check a list of ids up front, so a bad one fails before any request is sent."""
     if isinstance(object_ids, (str, bytes)) or not isinstance(object_ids, Iterable):
         raise PiriodInputError(f"{argument} must be a list of ids, got {type(object_ids).__name__}")
-    return [validate_object_id(object_id, f"{argument}[{index}]", integers=integers)
-            for index, object_id in enumerate(object_ids)]
+    return [
+        validate_object_id(object_id, f"{argument}[{index}]", integers=integers)
+        for index, object_id in enumerate(object_ids)
+    ]
 
 
 def customer_path(customer_id: str) -> str:
@@ -133,7 +135,9 @@ def _scalar(key: str, value: Any) -> str:
         raise PiriodInputError(f"filters[{key!r}] is a whole number too large to send")
     if isinstance(value, (str, int, float, Decimal)):
         return str(value)
-    raise PiriodInputError(f"filters[{key!r}] must be a string, number, boolean, date or list, got {type(value).__name__}")
+    raise PiriodInputError(
+        f"filters[{key!r}] must be a string, number, boolean, date or list, got {type(value).__name__}"
+    )
 
 
 # ----------------------------------------------------------------------------- retry timing

@@ -26,9 +26,12 @@ with DAG(
     @task
     def react_to_new_customer_data(**context) -> list[str]:
         """Report which Piriod pulls triggered this run."""
-        events = context.get("triggering_asset_events") or context.get("triggering_dataset_events") or {}
-        sources = [f"{event.source_dag_id}.{event.source_task_id}" for asset_events in events.values()
-                   for event in asset_events]
+        events = context.get("triggering_asset_events") or context.get("triggering_asset_events") or {}
+        sources = [
+            f"{event.source_dag_id}.{event.source_task_id}"
+            for asset_events in events.values()
+            for event in asset_events
+        ]
         print(f"Triggered by {sources}")
         return sources
 

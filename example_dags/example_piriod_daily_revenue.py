@@ -117,13 +117,31 @@ with DAG(
         last = (context["data_interval_end"] - timedelta(days=1)).strftime("%Y-%m-%d")
         day_of = {invoice["id"]: invoice["date"] for invoice in invoices}
         invoice_rows = [
-            (i["id"], i["date"], ref_id(i.get("customer")), i.get("number"), i.get("currency"), i.get("status"),
-             exact_text(i.get("subtotal")), exact_text(i.get("tax")), exact_text(i.get("total")), jsoncodec.dumps(i))
+            (
+                i["id"],
+                i["date"],
+                ref_id(i.get("customer")),
+                i.get("number"),
+                i.get("currency"),
+                i.get("status"),
+                exact_text(i.get("subtotal")),
+                exact_text(i.get("tax")),
+                exact_text(i.get("total")),
+                jsoncodec.dumps(i),
+            )
             for i in invoices
         ]
         payment_rows = [
-            (str(p["id"]), ref_id(p["invoice"]), day_of[ref_id(p["invoice"])], p.get("date"), p.get("currency"),
-             p.get("status"), exact_text(p.get("amount")), jsoncodec.dumps(p))
+            (
+                str(p["id"]),
+                ref_id(p["invoice"]),
+                day_of[ref_id(p["invoice"])],
+                p.get("date"),
+                p.get("currency"),
+                p.get("status"),
+                exact_text(p.get("amount")),
+                jsoncodec.dumps(p),
+            )
             for p in payments
         ]
         with closing(SqliteHook(sqlite_conn_id=SQLITE_CONN_ID).get_conn()) as db, db:  # one transaction
@@ -135,8 +153,12 @@ with DAG(
         for invoice in invoices:
             if invoice.get("status") != "draft":
                 invoiced[invoice["currency"]] += Decimal(exact_text(invoice["total"]))
-        summary = {"days": [first, last], "invoices": len(invoice_rows), "payments": len(payment_rows),
-                   "invoiced": {currency: str(amount) for currency, amount in sorted(invoiced.items())}}
+        summary = {
+            "days": [first, last],
+            "invoices": len(invoice_rows),
+            "payments": len(payment_rows),
+            "invoiced": {currency: str(amount) for currency, amount in sorted(invoiced.items())},
+        }
         print(summary)
         return summary
 

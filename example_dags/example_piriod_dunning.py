@@ -37,8 +37,7 @@ def ref_id(value: Any) -> Any:
 def recipients(contacts: list[dict]) -> list[dict]:
     """Collections contacts first, then invoicing ones, then anyone; only those with an email."""
     reachable = [contact for contact in contacts if contact.get("email")]
-    chosen = ([c for c in reachable if c.get("collections")] or [c for c in reachable if c.get("invoicing")]
-              or reachable)
+    chosen = [c for c in reachable if c.get("collections")] or [c for c in reachable if c.get("invoicing")] or reachable
     return [{"name": contact.get("name"), "email": contact["email"]} for contact in chosen]
 
 

@@ -40,7 +40,7 @@ with DAG(
         """The first ``limit`` customers of ``country``, newest first."""
         params = context["params"]
         customers = PiriodHook().iter_customers({"country": params["country"]}, page_size=params["limit"])
-        return [customer.id for _, customer in zip(range(params["limit"]), customers)]
+        return [customer.id for _, customer in zip(range(params["limit"]), customers, strict=False)]
 
     fetched = PiriodCustomerOperator.partial(task_id="fetch_customer").expand(customer_id=pick_customer_ids())
 

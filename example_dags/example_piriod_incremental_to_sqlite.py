@@ -75,9 +75,18 @@ with DAG(
             for line in stream.read().splitlines():
                 customer = json.loads(line)
                 country = customer.get("country") or {}
-                rows.append((customer["id"], customer.get("name"), customer.get("email"),
-                             country.get("id") if isinstance(country, dict) else country,
-                             customer.get("status"), customer.get("currency"), customer.get("created"), line.strip()))
+                rows.append(
+                    (
+                        customer["id"],
+                        customer.get("name"),
+                        customer.get("email"),
+                        country.get("id") if isinstance(country, dict) else country,
+                        customer.get("status"),
+                        customer.get("currency"),
+                        customer.get("created"),
+                        line.strip(),
+                    )
+                )
         SqliteHook(sqlite_conn_id=SQLITE_CONN_ID).insert_rows(
             "piriod_customers", rows, target_fields=COLUMNS, replace=True, commit_every=1000
         )

@@ -53,7 +53,13 @@ with DAG(
         order = (invoice.get("metadata") or {}).get("order") or f"order for invoice {invoice['number']}"
         items = [line.get("name") for line in invoice.get("lines") or []]
         print(f"Fulfilling {order}: {', '.join(map(str, items))}; paid {invoice['currency']} {total}")
-        return {"invoice": invoice["id"], "order": order, "customer": invoice["customer"], "items": items,
-                "currency": invoice["currency"], "total": str(total)}  # the digits, as text: exact anywhere
+        return {
+            "invoice": invoice["id"],
+            "order": order,
+            "customer": invoice["customer"],
+            "items": items,
+            "currency": invoice["currency"],
+            "total": str(total),
+        }  # the digits, as text: exact anywhere
 
     fulfil_order(paid_invoice.output)

@@ -29,8 +29,9 @@ def step(title: str, command: list[str], env: dict[str, str]) -> None:
     """Run one Airflow command; on failure show its output and stop."""
     print(f"==> {title}", flush=True)
     started = time.monotonic()
-    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=STEP_TIMEOUT,
-                            stdin=subprocess.DEVNULL)
+    result = subprocess.run(
+        command, env=env, capture_output=True, text=True, timeout=STEP_TIMEOUT, stdin=subprocess.DEVNULL
+    )
     if result.returncode != 0:
         print(result.stdout[-6000:], result.stderr[-6000:], sep="\n", file=sys.stderr)
         raise SystemExit(f"demo failed: {' '.join(command[:3])} exited with {result.returncode}")
@@ -46,8 +47,11 @@ def read_return_values(dag_id: str) -> dict[str, object]:
 
     with create_session() as session:
         run = session.scalars(select(DagRun).where(DagRun.dag_id == dag_id).order_by(DagRun.id.desc())).first()
-        rows = session.execute(select(XComModel.task_id, XComModel.value).where(
-            XComModel.dag_id == dag_id, XComModel.run_id == run.run_id, XComModel.key == "return_value")).all()
+        rows = session.execute(
+            select(XComModel.task_id, XComModel.value).where(
+                XComModel.dag_id == dag_id, XComModel.run_id == run.run_id, XComModel.key == "return_value"
+            )
+        ).all()
         print(f"    run {run.run_id}: {run.state}")
     return dict(rows)
 
@@ -65,8 +69,11 @@ def main() -> int:
         os.environ.update(env)  # for reading XComs from this process below
         customer = next(c for c in emulator.customers() if c["email"])
         step("airflow db migrate", [AIRFLOW, "db", "migrate"], env)
-        step(f"airflow dags test {DAG_ID} (customer_id={customer['id']})",
-             [AIRFLOW, "dags", "test", DAG_ID, "-c", json.dumps({"customer_id": customer["id"]})], env)
+        step(
+            f"airflow dags test {DAG_ID} (customer_id={customer['id']})",
+            [AIRFLOW, "dags", "test", DAG_ID, "-c", json.dumps({"customer_id": customer["id"]})],
+            env,
+        )
         print("==> reading XCom back from Airflow's metadata database")
         values = read_return_values(DAG_ID)
         pushed = values.get("get_customer")

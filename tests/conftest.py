@@ -13,7 +13,7 @@ os.environ["AIRFLOW_HOME"] = _AIRFLOW_HOME
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(EXAMPLE_DAGS)
 
-import pytest  # noqa: E402
+import pytest
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

@@ -156,7 +156,7 @@ class Conn:
     def trickle(self, data: bytes, delay: float, step: int = 1) -> bool:
         """Send ``data`` ``step`` bytes at a time, ``delay`` seconds apart."""
         for start in range(0, len(data), step):
-            if not self.send(data[start:start + step]) or not self.sleep(delay):
+            if not self.send(data[start : start + step]) or not self.sleep(delay):
                 return False
         return True
 
@@ -369,8 +369,8 @@ class HostileServer:
 class HostileServers:
     """Starts servers on demand and stops every one of them on exit (use it in a fixture)::
 
-        with HostileServers() as make:
-            server = make(handler)
+    with HostileServers() as make:
+        server = make(handler)
     """
 
     def __init__(self) -> None:
@@ -400,8 +400,9 @@ def connection(server: HostileServer | str, *, token: str = TOKEN, **extra: Any)
     return conn
 
 
-def connect(monkeypatch: pytest.MonkeyPatch, server: HostileServer | str, conn_id: str = "piriod_default",
-            **extra: Any) -> None:
+def connect(
+    monkeypatch: pytest.MonkeyPatch, server: HostileServer | str, conn_id: str = "piriod_default", **extra: Any
+) -> None:
     """Point ``conn_id`` (an ``AIRFLOW_CONN_...`` variable) at ``server`` with the given extras."""
     monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(connection(server, **extra)))
 
@@ -485,7 +486,7 @@ def run_async(make_coro: Callable[[], Any], seconds: float) -> Outcome:
 
 def token_pieces(token: str = TOKEN, size: int = 8) -> list[str]:
     """Every ``size``-character piece of the token (a partial leak, such as a cut-off prefix, is a leak)."""
-    return [token[i:i + size] for i in range(len(token) - size + 1)]
+    return [token[i : i + size] for i in range(len(token) - size + 1)]
 
 
 def leaked(text: str, token: str = TOKEN) -> bool:

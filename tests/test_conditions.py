@@ -7,8 +7,13 @@ import pytest
 from airflow_provider_piriod.conditions import CustomerCondition, ResourceCondition
 from airflow_provider_piriod.exceptions import PiriodInputError
 
-CUSTOMER = {"id": "cus_1", "status": "pending", "country": {"id": "CL"}, "contacts": [{"email": "a@b.cl"}],
-            "metadata": {"tier": "gold"}}
+CUSTOMER = {
+    "id": "cus_1",
+    "status": "pending",
+    "country": {"id": "CL"},
+    "contacts": [{"email": "a@b.cl"}],
+    "metadata": {"tier": "gold"},
+}
 
 
 @pytest.mark.parametrize(
@@ -16,13 +21,19 @@ CUSTOMER = {"id": "cus_1", "status": "pending", "country": {"id": "CL"}, "contac
     [
         ({}, "exactly one of customer_id or filters"),
         ({"customer_id": "cus_1", "filters": {}}, "exactly one of customer_id or filters"),
-        ({"customer_id": "cus_1", "target_status": "actve"}, "target_status must be one of active, archived, pending; got 'actve'"),
+        (
+            {"customer_id": "cus_1", "target_status": "actve"},
+            "target_status must be one of active, archived, pending; got 'actve'",
+        ),
         ({"customer_id": "cus_1", "match": ["country.id"]}, "match must be a dict"),
         ({"customer_id": "cus_1", "match": {"": 1}}, "match must be a dict"),
         ({"filters": {}, "min_count": 0}, "min_count must be a whole number of at least 1"),
         ({"customer_id": "cus_1", "fail_statuses": "archived"}, "fail_statuses must be a list"),
         ({"customer_id": "cus_1", "fail_statuses": ["deleted"]}, "fail_statuses must be a list"),
-        ({"customer_id": "cus_1", "target_status": "active", "fail_statuses": ["active"]}, "cannot also be in fail_statuses"),
+        (
+            {"customer_id": "cus_1", "target_status": "active", "fail_statuses": ["active"]},
+            "cannot also be in fail_statuses",
+        ),
         ({"filters": [("a", 1)]}, "filters must be a dict"),
     ],
 )
@@ -51,13 +62,20 @@ def test_customer_mode_judgements():
 
 
 def test_match_uses_dotted_paths():
-    condition = CustomerCondition.build(customer_id="cus_1", match={"country.id": "CL", "contacts.0.email": "a@b.cl",
-                                                                   "metadata.tier": "gold"})
+    condition = CustomerCondition.build(
+        customer_id="cus_1", match={"country.id": "CL", "contacts.0.email": "a@b.cl", "metadata.tier": "gold"}
+    )
     assert condition.judge_customer(CUSTOMER).state == "done"
     other = condition.judge_customer({**CUSTOMER, "country": {"id": "MX"}})
     assert other.state == "waiting" and "country.id='MX' (want 'CL')" in other.message
-    assert CustomerCondition.build(customer_id="c", match={"contacts.5.email": None}).judge_customer(CUSTOMER).state == "waiting"
-    assert CustomerCondition.build(customer_id="c", match={"nope.deeper": None}).judge_customer(CUSTOMER).state == "waiting"
+    assert (
+        CustomerCondition.build(customer_id="c", match={"contacts.5.email": None}).judge_customer(CUSTOMER).state
+        == "waiting"
+    )
+    assert (
+        CustomerCondition.build(customer_id="c", match={"nope.deeper": None}).judge_customer(CUSTOMER).state
+        == "waiting"
+    )
 
 
 def test_filters_mode_counts_and_lists():
@@ -66,7 +84,11 @@ def test_filters_mode_counts_and_lists():
     assert by_count.judge_count(1).state == "waiting" and by_count.judge_count(2) is None
     with_status = CustomerCondition.build(filters={"country": "CL"}, target_status="active", min_count=2)
     assert with_status.filters_client_side
-    customers = [{**CUSTOMER, "id": "a", "status": "active"}, {**CUSTOMER, "id": "b"}, {**CUSTOMER, "id": "c", "status": "active"}]
+    customers = [
+        {**CUSTOMER, "id": "a", "status": "active"},
+        {**CUSTOMER, "id": "b"},
+        {**CUSTOMER, "id": "c", "status": "active"},
+    ]
     assert [c["id"] for c in with_status.judge_list(customers).value] == ["a", "c"]
     assert with_status.judge_list(customers[:2]).state == "waiting"
 
@@ -88,8 +110,9 @@ def test_resource_conditions_check_the_resources_own_statuses():
 
 
 def test_resource_judgements_name_the_resource():
-    condition = ResourceCondition.build(resource="invoices", object_id="inv_1", target_status="paid",
-                                        match={"lines.0.name": "Plan"})
+    condition = ResourceCondition.build(
+        resource="invoices", object_id="inv_1", target_status="paid", match={"lines.0.name": "Plan"}
+    )
     assert condition.judge_object(None).message == "Piriod invoice 'inv_1' does not exist yet"
     waiting = condition.judge_object(INVOICE)
     assert waiting.state == "waiting" and "its status is 'finalized', waiting for 'paid'" in waiting.message
@@ -105,5 +128,6 @@ def test_customer_condition_is_the_resource_condition_on_customers():
     condition = CustomerCondition.build(customer_id="cus_1", target_status="active")
     assert isinstance(condition, ResourceCondition) and condition.resource == "customers"
     assert condition.customer_id == condition.object_id == "cus_1"
-    assert condition == CustomerCondition(**{**vars(ResourceCondition.build(
-        resource="customers", object_id="cus_1", target_status="active"))})
+    assert condition == CustomerCondition(
+        **{**vars(ResourceCondition.build(resource="customers", object_id="cus_1", target_status="active"))}
+    )

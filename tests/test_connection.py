@@ -76,8 +76,19 @@ def test_bad_connections_are_refused_with_the_field_named(fields, message):
 
 @pytest.mark.parametrize(
     ("value", "expected"),
-    [(True, True), (False, False), ("true", True), ("True", True), ("1", True), ("yes", True),
-     ("false", False), ("FALSE", False), ("0", False), ("", False), (None, False)],
+    [
+        (True, True),
+        (False, False),
+        ("true", True),
+        ("True", True),
+        ("1", True),
+        ("yes", True),
+        ("false", False),
+        ("FALSE", False),
+        ("0", False),
+        ("", False),
+        (None, False),
+    ],
 )
 def test_test_mode_accepts_booleans_and_their_strings(value, expected):
     extra = {"test_mode": value} if value is not None else None
@@ -92,8 +103,11 @@ def test_prefixed_extras_from_older_uis_are_read():
 def test_defaults():
     settings = settings_from_connection(conn())
     assert (settings.test_mode, settings.timeout, settings.max_retries) == (False, 30.0, 5)
-    assert settings.headers == {"x-simple-workspace": "acc_123", "x-piriod-test-mode": "false",
-                                "Accept": "application/json"}
+    assert settings.headers == {
+        "x-simple-workspace": "acc_123",
+        "x-piriod-test-mode": "false",
+        "Accept": "application/json",
+    }
 
 
 def test_hook_arguments_override_extras():
@@ -105,7 +119,8 @@ def test_hook_arguments_override_extras():
 
 def test_uri_form_from_the_environment(monkeypatch):
     monkeypatch.setenv(
-        "AIRFLOW_CONN_PIRIOD_DEFAULT", "piriod://acc_123:p%40ss%2Fword@api.piriod.com?test_mode=true&timeout=5&max_retries=2"
+        "AIRFLOW_CONN_PIRIOD_DEFAULT",
+        "piriod://acc_123:p%40ss%2Fword@api.piriod.com?test_mode=true&timeout=5&max_retries=2",
     )
     settings = PiriodHook().settings
     assert settings.base_url == "https://api.piriod.com"
@@ -119,9 +134,18 @@ def test_uri_form_for_a_local_emulator(monkeypatch):
 
 
 def test_json_form_from_the_environment(monkeypatch):
-    monkeypatch.setenv("AIRFLOW_CONN_PIRIOD_JSON", json.dumps({
-        "conn_type": "piriod", "host": "https://api.piriod.com", "login": "acc_9", "password": "tok",
-        "extra": {"test_mode": True, "timeout": 12.5}}))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_PIRIOD_JSON",
+        json.dumps(
+            {
+                "conn_type": "piriod",
+                "host": "https://api.piriod.com",
+                "login": "acc_9",
+                "password": "tok",
+                "extra": {"test_mode": True, "timeout": 12.5},
+            }
+        ),
+    )
     settings = PiriodHook("piriod_json", max_retries=1).settings
     assert (settings.workspace, settings.test_mode, settings.timeout, settings.max_retries) == ("acc_9", True, 12.5, 1)
 
@@ -130,13 +154,15 @@ def test_missing_connection_raises_airflows_not_found(monkeypatch):
     from airflow_provider_piriod.compat import AirflowNotFoundException
 
     with pytest.raises(AirflowNotFoundException):
-        PiriodHook("piriod_nowhere").settings
+        _ = PiriodHook("piriod_nowhere").settings
 
 
 @pytest.mark.parametrize(
     ("extra", "message"),
-    [({"max_response_bytes": "big"}, "max_response_bytes must be a whole number"),
-     ({"max_response_bytes": 100}, "max_response_bytes must be at least 1024, got 100")],
+    [
+        ({"max_response_bytes": "big"}, "max_response_bytes must be a whole number"),
+        ({"max_response_bytes": 100}, "max_response_bytes must be at least 1024, got 100"),
+    ],
 )
 def test_bad_response_size_caps_are_refused(extra, message):
     with pytest.raises(PiriodConfigError, match=message):

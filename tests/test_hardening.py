@@ -157,8 +157,9 @@ def test_control_a_well_behaved_server_works_through_every_client(hostile_server
     assert bounded(lambda: PiriodHook().get_customer("cus_A").to_json(), HANG).ok() == A
     assert bounded(lambda: PiriodHook().get_customer("cus_C").to_json(), HANG).ok() == C
     assert bounded(lambda: async_get("cus_C"), HANG).ok() == C
-    assert [c.id for c in bounded(lambda: PiriodHook().get_customers(["cus_B", "cus_A"], max_workers=2), HANG).ok()] \
-        == ["cus_B", "cus_A"]
+    assert [
+        c.id for c in bounded(lambda: PiriodHook().get_customers(["cus_B", "cus_A"], max_workers=2), HANG).ok()
+    ] == ["cus_B", "cus_A"]
     assert bounded(sync_ids, HANG).ok() == ["cus_A", "cus_B", "cus_C", "cus_D"]
     assert bounded(lambda: sync_ids(max_workers=4), HANG).ok() == ["cus_A", "cus_B", "cus_C", "cus_D"]
     assert bounded(async_ids, HANG).ok() == ["cus_A", "cus_B", "cus_C", "cus_D"]
@@ -295,9 +296,12 @@ def test_token_echoed_by_the_server_never_appears_in_errors_logs_or_test_connect
     ok, message = bounded(lambda: PiriodHook().test_connection(), HANG).ok()
     async_error = bounded(lambda: async_get("cus_A"), HANG).raised(PiriodError)
     assert not ok
-    texts = {**{f"sync {k}": v for k, v in exception_texts(error).items()},
-             **{f"async {k}": v for k, v in exception_texts(async_error).items()},
-             "test_connection message": message, "logs": logs()}
+    texts = {
+        **{f"sync {k}": v for k, v in exception_texts(error).items()},
+        **{f"async {k}": v for k, v in exception_texts(async_error).items()},
+        "test_connection message": message,
+        "logs": logs(),
+    }
     assert_no_leak(texts)
 
 
@@ -309,7 +313,9 @@ def assert_no_leak(texts: dict[str, str]) -> None:
 def _next_value_handler(make_next):
     def handle(conn: Conn, request: Request) -> None:
         if request.path == "/customers/" and request.param("page") is None:
-            body = json.dumps(page([A], None, count=2)).replace('"next": null', f'"next": {json.dumps(make_next(conn))}')
+            body = json.dumps(page([A], None, count=2)).replace(
+                '"next": null', f'"next": {json.dumps(make_next(conn))}'
+            )
             conn.respond(200, body)
         else:
             conn.respond(404, {"detail": "Not found."})
@@ -426,7 +432,7 @@ def _compressed(encoding: str, prefix: bytes, chunks, delay: float):
 
 
 def _bytewise(data: bytes):
-    return lambda: (data[i:i + 1] for i in range(len(data)))
+    return lambda: (data[i : i + 1] for i in range(len(data)))
 
 
 NEVER_DECODING = {
@@ -436,8 +442,9 @@ NEVER_DECODING = {
     "gzip-empty-stored-blocks": _compressed("gzip", gzip_header(), lambda: repeat(EMPTY_STORED_BLOCK * 400), 0.01),
     "deflate-empty-stored-blocks": _compressed("deflate", b"\x78\x9c", lambda: repeat(EMPTY_STORED_BLOCK * 400), 0.01),
     # a complete member (a valid customer), then garbage that never ends
-    "gzip-garbage-after-member": _compressed("gzip", gzip_bytes(json.dumps(A).encode()),
-                                             lambda: repeat(b"garbage!" * 4), 0.02),
+    "gzip-garbage-after-member": _compressed(
+        "gzip", gzip_bytes(json.dumps(A).encode()), lambda: repeat(b"garbage!" * 4), 0.02
+    ),
     # a valid gzip body, one byte every 0.2 s
     "gzip-trickled": _compressed("gzip", b"", _bytewise(gzip_bytes(json.dumps(A).encode())), 0.2),
 }
@@ -586,8 +593,9 @@ def _same_page_in_disguise(disguise):
 
 
 def _operator_to_file(target: Path):
-    return lambda: PiriodCustomerOperator(task_id="t", filters={}, page_size=2,
-                                          output_path=f"file://{target}").execute({})
+    return lambda: PiriodCustomerOperator(task_id="t", filters={}, page_size=2, output_path=f"file://{target}").execute(
+        {}
+    )
 
 
 @pytest.mark.parametrize("client", ["sync", "async", "operator"])
@@ -628,8 +636,9 @@ WRONG_IDS = ["CUS_B", " cus_B ", "cus_b", "cus_B\u200b", "cus_A"]
 def test_get_customers_refuses_an_answer_for_another_id(hostile_server, monkeypatch, wrong_id, ignore_missing, workers):
     server = hostile_server(_wrong_id_for_b(wrong_id))
     connect(monkeypatch, server, timeout=2, max_retries=0)
-    outcome = bounded(lambda: PiriodHook().get_customers(["cus_A", "cus_B"], max_workers=workers,
-                                                          ignore_missing=ignore_missing), HANG)
+    outcome = bounded(
+        lambda: PiriodHook().get_customers(["cus_A", "cus_B"], max_workers=workers, ignore_missing=ignore_missing), HANG
+    )
     outcome.raised(PiriodResponseError)
 
 
@@ -721,7 +730,9 @@ def test_deeply_nested_error_bodies_keep_their_type(hostile_server, monkeypatch,
 
 
 @pytest.mark.parametrize("client", ["sync", "async"])
-@pytest.mark.parametrize("value", [b"\xb2", b"\xb9", b"1\xb2"], ids=["superscript-2", "superscript-1", "1-superscript-2"])
+@pytest.mark.parametrize(
+    "value", [b"\xb2", b"\xb9", b"1\xb2"], ids=["superscript-2", "superscript-1", "1-superscript-2"]
+)
 def test_an_odd_content_length_is_a_typed_error(hostile_server, monkeypatch, client, value):
     body = json.dumps(A).encode()
 

@@ -62,26 +62,39 @@ def each_decoder(request, monkeypatch):
 
 
 @pytest.mark.usefixtures("each_decoder")
-@pytest.mark.parametrize("literal, expected", [
-    ("123456789012345.67", Decimal("123456789012345.67")),  # 17 digits: a float would print ...345.67 wrong
-    ("0.30000000000000004", Decimal("0.30000000000000004")),
-    ("1234567890.123456", Decimal("1234567890.123456")),  # 16 digits
-    ("1.500000000000000000", Decimal("1.500000000000000000")),  # trailing zeros are digits too
-    ("-98765432109876543.21", Decimal("-98765432109876543.21")),
-    ("1e400", Decimal("1E+400")),  # beyond the float range
-    ("1e-400", Decimal("1E-400")),  # would underflow to 0.0
-    ("1.5e-310", Decimal("1.5E-310")),  # a subnormal float holds fewer digits
-])
+@pytest.mark.parametrize(
+    "literal, expected",
+    [
+        ("123456789012345.67", Decimal("123456789012345.67")),  # 17 digits: a float would print ...345.67 wrong
+        ("0.30000000000000004", Decimal("0.30000000000000004")),
+        ("1234567890.123456", Decimal("1234567890.123456")),  # 16 digits
+        ("1.500000000000000000", Decimal("1.500000000000000000")),  # trailing zeros are digits too
+        ("-98765432109876543.21", Decimal("-98765432109876543.21")),
+        ("1e400", Decimal("1E+400")),  # beyond the float range
+        ("1e-400", Decimal("1E-400")),  # would underflow to 0.0
+        ("1.5e-310", Decimal("1.5E-310")),  # a subnormal float holds fewer digits
+    ],
+)
 def test_numbers_a_float_cannot_show_become_exact_decimals(literal, expected):
     value = jsoncodec.loads(literal)
     assert type(value) is Decimal and str(value) == str(expected)
 
 
 @pytest.mark.usefixtures("each_decoder")
-@pytest.mark.parametrize("literal, expected", [
-    ("110.00", 110.0), ("0.1", 0.1), ("-2.5", -2.5), ("123456789012.345", 123456789012.345),  # 15 digits
-    ("1e5", 100000.0), ("2.5E-3", 0.0025), ("0.000000000000000000012", 1.2e-20), ("0.0", 0.0), ("0e999", 0.0),
-])
+@pytest.mark.parametrize(
+    "literal, expected",
+    [
+        ("110.00", 110.0),
+        ("0.1", 0.1),
+        ("-2.5", -2.5),
+        ("123456789012.345", 123456789012.345),  # 15 digits
+        ("1e5", 100000.0),
+        ("2.5E-3", 0.0025),
+        ("0.000000000000000000012", 1.2e-20),
+        ("0.0", 0.0),
+        ("0e999", 0.0),
+    ],
+)
 def test_numbers_a_float_shows_exactly_stay_floats(literal, expected):
     value = jsoncodec.loads(literal)
     assert type(value) is float and value == expected
@@ -130,26 +143,37 @@ def test_deep_nesting_is_a_value_error_not_a_recursion_error(depth):
 
 
 @pytest.mark.usefixtures("each_decoder")
-@pytest.mark.parametrize("data", [
-    b"\xff", b'{"name": "caf\xe9"}',  # Latin-1, not UTF-8
-    b'"\xed\xa0\x80"',  # a surrogate encoded as bytes is not UTF-8
-    b"", b"{", b'{"a": 1,}', b"[1] [2]", "\ufeff[1]",  # a byte order mark inside text is not JSON
-    b"1e99999999999999999999999999",  # too large even for Decimal
-])
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"\xff",
+        b'{"name": "caf\xe9"}',  # Latin-1, not UTF-8
+        b'"\xed\xa0\x80"',  # a surrogate encoded as bytes is not UTF-8
+        b"",
+        b"{",
+        b'{"a": 1,}',
+        b"[1] [2]",
+        "\ufeff[1]",  # a byte order mark inside text is not JSON
+        b"1e99999999999999999999999999",  # too large even for Decimal
+    ],
+)
 def test_malformed_input_is_a_value_error(data):
     with pytest.raises(ValueError):
         jsoncodec.loads(data)
 
 
 @pytest.mark.usefixtures("each_decoder")
-@pytest.mark.parametrize("data, error", [
-    (b'{"total": 1', json.JSONDecodeError),  # truncated: a caller retries these two
-    (b"<html>Bad gateway</html>", json.JSONDecodeError),
-    (b'{"name": "caf\xe9"}', UnicodeDecodeError),
-    (b"[NaN]", ValueError),  # not JSON by the standard, and the same again on a retry
-    (b"[" * 5000 + b"]" * 5000, ValueError),
-    (b"1" * 5000, ValueError),  # more digits than Python converts to an int
-])
+@pytest.mark.parametrize(
+    "data, error",
+    [
+        (b'{"total": 1', json.JSONDecodeError),  # truncated: a caller retries these two
+        (b"<html>Bad gateway</html>", json.JSONDecodeError),
+        (b'{"name": "caf\xe9"}', UnicodeDecodeError),
+        (b"[NaN]", ValueError),  # not JSON by the standard, and the same again on a retry
+        (b"[" * 5000 + b"]" * 5000, ValueError),
+        (b"1" * 5000, ValueError),  # more digits than Python converts to an int
+    ],
+)
 def test_each_kind_of_failure_raises_the_same_error_class(data, error):
     with pytest.raises(ValueError) as raised:
         jsoncodec.loads(data)
@@ -168,8 +192,13 @@ def test_lone_surrogate_escapes_duplicate_keys_and_big_integers_read_as_json_rea
 def test_bytes_are_utf8_and_a_leading_byte_order_mark_is_ignored():
     text = '{"name": "Ñuñoa", "total": 123456789012345.67}'
     expected = {"name": "Ñuñoa", "total": Decimal("123456789012345.67")}
-    for data in (text, text.encode(), b"\xef\xbb\xbf" + text.encode(), bytearray(text.encode()),
-                 memoryview(text.encode())):
+    for data in (
+        text,
+        text.encode(),
+        b"\xef\xbb\xbf" + text.encode(),
+        bytearray(text.encode()),
+        memoryview(text.encode()),
+    ):
         assert jsoncodec.loads(data) == expected
 
 
@@ -184,8 +213,9 @@ def test_a_customer_page_decodes_like_json_loads():
 
 @needs_msgspec
 def test_msgspec_decodes_pages_itself_when_installed():
-    page = jsoncodec.dumps({"count": 1, "results": make_customers(20, seed=5),
-                            "total": Decimal("123456789012345.67")}).encode()
+    page = jsoncodec.dumps(
+        {"count": 1, "results": make_customers(20, seed=5), "total": Decimal("123456789012345.67")}
+    ).encode()
     value = jsoncodec._fast_decoder().decode(page)  # no fallback to the json path needed
     assert value["total"] == Decimal("123456789012345.67")
     assert exactly(value) == exactly(jsoncodec._json_loads(page))
@@ -211,9 +241,37 @@ def decoded_or_error(decode, data):
         return type(exc), str(exc)
 
 
-_JSON_BITS = st.sampled_from([b"{", b"}", b"[", b"]", b",", b":", b'"', b"\\", b"\\u", b"d800", b"e", b"E", b"-",
-                              b".", b"0", b"9", b" ", b"\t", b"NaN", b"Infinity", b"null", b"\xff", b"\xc3", b"\x00",
-                              b"\xef\xbb\xbf", b"1e400", b"123456789012345.67"])
+_JSON_BITS = st.sampled_from(
+    [
+        b"{",
+        b"}",
+        b"[",
+        b"]",
+        b",",
+        b":",
+        b'"',
+        b"\\",
+        b"\\u",
+        b"d800",
+        b"e",
+        b"E",
+        b"-",
+        b".",
+        b"0",
+        b"9",
+        b" ",
+        b"\t",
+        b"NaN",
+        b"Infinity",
+        b"null",
+        b"\xff",
+        b"\xc3",
+        b"\x00",
+        b"\xef\xbb\xbf",
+        b"1e400",
+        b"123456789012345.67",
+    ]
+)
 
 
 @st.composite
@@ -222,10 +280,11 @@ def json_texts_and_near_misses(draw):
     value = draw(_values)
     layout = draw(st.sampled_from([{}, {"ensure_ascii": False}, {"indent": 2}, {"separators": (",", ":")}]))
     data = (jsoncodec.dumps(value) if draw(st.booleans()) else json.dumps(value, default=str, **layout)).encode(
-        "utf-8", "surrogatepass")
+        "utf-8", "surrogatepass"
+    )
     for _ in range(draw(st.integers(0, 3))):
         at = draw(st.integers(0, len(data)))
-        data = data[:at] + draw(_JSON_BITS) + data[at + draw(st.integers(0, 2)):]
+        data = data[:at] + draw(_JSON_BITS) + data[at + draw(st.integers(0, 2)) :]
     return data
 
 
@@ -240,12 +299,20 @@ def test_msgspec_and_the_json_path_agree_on_values_and_errors(data):
 
 
 def test_decimals_are_written_as_bare_numbers_with_their_digits():
-    value = {"total": Decimal("123456789012345.67"), "tax": Decimal("19.00"), "tiny": Decimal("1E-7"),
-             "items": [Decimal("-0"), 1.5, 3, None, True, "x"]}
+    value = {
+        "total": Decimal("123456789012345.67"),
+        "tax": Decimal("19.00"),
+        "tiny": Decimal("1E-7"),
+        "items": [Decimal("-0"), 1.5, 3, None, True, "x"],
+    }
     text = jsoncodec.dumps(value)
     assert text == '{"total":123456789012345.67,"tax":19.00,"tiny":1E-7,"items":[-0,1.5,3,null,true,"x"]}'
-    expected = {"total": Decimal("123456789012345.67"), "tax": 19.0, "tiny": 1e-7,
-                "items": [0, 1.5, 3, None, True, "x"]}
+    expected = {
+        "total": Decimal("123456789012345.67"),
+        "tax": 19.0,
+        "tiny": 1e-7,
+        "items": [0, 1.5, 3, None, True, "x"],
+    }
     assert tagged(jsoncodec.loads(text)) == tagged(expected)  # short literals come back as floats, -0 as an int
 
 
@@ -264,9 +331,18 @@ def test_a_lone_surrogate_is_escaped_so_the_text_stays_valid_utf8():
     assert jsoncodec.loads(line) == value
 
 
-@pytest.mark.parametrize("value", [float("nan"), [float("inf")], {"a": -float("inf")}, Decimal("NaN"),
-                                   [Decimal("Infinity")], {"total": Decimal("-Infinity"), "x": Decimal(1)},
-                                   Decimal("sNaN")])
+@pytest.mark.parametrize(
+    "value",
+    [
+        float("nan"),
+        [float("inf")],
+        {"a": -float("inf")},
+        Decimal("NaN"),
+        [Decimal("Infinity")],
+        {"total": Decimal("-Infinity"), "x": Decimal(1)},
+        Decimal("sNaN"),
+    ],
+)
 def test_non_finite_numbers_are_refused(value):
     with pytest.raises(ValueError):
         jsoncodec.dumps(value)

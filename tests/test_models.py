@@ -12,15 +12,24 @@ from airflow_provider_piriod.models import Customer, CustomerPage
 from airflow_provider_piriod.testing.data import make_customers
 
 NEW_DOCS = {
-    "id": "cus_01H8XYZ123ABC", "name": "Acme SpA", "address": "Av. Siempre Viva 123",
+    "id": "cus_01H8XYZ123ABC",
+    "name": "Acme SpA",
+    "address": "Av. Siempre Viva 123",
     "country": {"id": "CL", "name": "Chile", "code": "+56", "has_regulation": True, "currencies": ["CLP"]},
     "state": {"id": 13, "name": "Región Metropolitana", "country": "CL"},
-    "email": None, "phone": None, "aggregations": {"sales": 1234.5, "sales_current_period": 0, "balance": 0.1},
-    "status": "active", "created": "2026-01-02T03:04:05Z", "updated": "2026-01-02T03:04:05.123456-03:00",
+    "email": None,
+    "phone": None,
+    "aggregations": {"sales": 1234.5, "sales_current_period": 0, "balance": 0.1},
+    "status": "active",
+    "created": "2026-01-02T03:04:05Z",
+    "updated": "2026-01-02T03:04:05.123456-03:00",
 }
 OLD_DOCS = {
-    "id": "cus_dl6PTxQnTYy5BHYskV", "name": "Old Style", "country": {"id": "US", "name_en": "United States",
-    "phone_code": "+1", "tax_percent": 0}, "state": {"id": "USAZ", "name": "Arizona"}, "future_field": {"x": [1, 2]},
+    "id": "cus_dl6PTxQnTYy5BHYskV",
+    "name": "Old Style",
+    "country": {"id": "US", "name_en": "United States", "phone_code": "+1", "tax_percent": 0},
+    "state": {"id": "USAZ", "name": "Arizona"},
+    "future_field": {"x": [1, 2]},
 }
 
 
@@ -60,7 +69,13 @@ def test_id_is_required():
 
 
 def test_page_envelope():
-    page = CustomerPage.from_json({"count": 2, "next": "https://api.piriod.com/customers/?page=2", "previous": None,
-                                   "results": [NEW_DOCS, OLD_DOCS]})
+    page = CustomerPage.from_json(
+        {
+            "count": 2,
+            "next": "https://api.piriod.com/customers/?page=2",
+            "previous": None,
+            "results": [NEW_DOCS, OLD_DOCS],
+        }
+    )
     assert page.count == 2 and [c.id for c in page.results] == [NEW_DOCS["id"], OLD_DOCS["id"]]
     assert page.results[1].to_json() == OLD_DOCS

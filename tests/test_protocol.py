@@ -45,12 +45,24 @@ def test_customer_path_is_one_encoded_segment(customer_id, path):
 
 
 def test_filters_serialise_the_way_piriod_reads_them():
-    assert filter_params({
-        "status__in": ["active", "pending"], "send_invoices": False, "created__gte": datetime(2026, 1, 2, 3, 4, tzinfo=timezone.utc),
-        "created__lte": date(2026, 1, 31), "metadata__tier": 3, "amount": Decimal("1.50"), "search": "Andes & Co",
-    }) == {
-        "status__in": "active,pending", "send_invoices": "false", "created__gte": "2026-01-02T03:04:00+00:00",
-        "created__lte": "2026-01-31", "metadata__tier": "3", "amount": "1.50", "search": "Andes & Co",
+    assert filter_params(
+        {
+            "status__in": ["active", "pending"],
+            "send_invoices": False,
+            "created__gte": datetime(2026, 1, 2, 3, 4, tzinfo=timezone.utc),
+            "created__lte": date(2026, 1, 31),
+            "metadata__tier": 3,
+            "amount": Decimal("1.50"),
+            "search": "Andes & Co",
+        }
+    ) == {
+        "status__in": "active,pending",
+        "send_invoices": "false",
+        "created__gte": "2026-01-02T03:04:00+00:00",
+        "created__lte": "2026-01-31",
+        "metadata__tier": "3",
+        "amount": "1.50",
+        "search": "Andes & Co",
     }
     assert filter_params(None) == {} and filter_params({}) == {}
 
@@ -89,9 +101,16 @@ def test_next_links_on_the_configured_origin_are_followed(next_url, followed):
 
 @pytest.mark.parametrize(
     "next_url",
-    ["https://evil.example/customers/?page=2", "https://api.piriod.com.evil.example/customers/",
-     "https://api.piriod.com:8443/customers/?page=2", "ftp://api.piriod.com/customers/", "/customers/?page=2",
-     "", None, 3],
+    [
+        "https://evil.example/customers/?page=2",
+        "https://api.piriod.com.evil.example/customers/",
+        "https://api.piriod.com:8443/customers/?page=2",
+        "ftp://api.piriod.com/customers/",
+        "/customers/?page=2",
+        "",
+        None,
+        3,
+    ],
 )
 def test_next_links_elsewhere_are_refused(next_url):
     with pytest.raises(PiriodResponseError):
@@ -159,6 +178,7 @@ def test_error_messages_name_method_path_status_and_detail():
 
 
 def test_error_text_drops_the_token_a_proxy_echoed():
-    error = error_from_response("GET", "/customers/", 502, "Bad Gateway", b"upstream said Token sk_secret",
-                                {}, "sk_secret")
+    error = error_from_response(
+        "GET", "/customers/", 502, "Bad Gateway", b"upstream said Token sk_secret", {}, "sk_secret"
+    )
     assert "sk_secret" not in str(error) and "***" in str(error)

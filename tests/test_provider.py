@@ -40,7 +40,9 @@ def test_connection_form_relabels_hides_and_declares_extras():
 
 
 def test_entry_points_are_registered():
-    (provider,) = [ep for ep in entry_points(group="apache_airflow_provider") if ep.value.startswith("airflow_provider_piriod")]
+    (provider,) = [
+        ep for ep in entry_points(group="apache_airflow_provider") if ep.value.startswith("airflow_provider_piriod")
+    ]
     assert provider.load() is get_provider_info
     (plugin,) = [ep for ep in entry_points(group="pytest11") if ep.name == "piriod_emulator"]
     assert plugin.value == "airflow_provider_piriod.testing.pytest_plugin"
@@ -58,8 +60,10 @@ def test_package_metadata_matches_provider_info():
     ["airflow_provider_piriod", "airflow_provider_piriod.testing", "airflow_provider_piriod.testing.pytest_plugin"],
 )
 def test_modules_loaded_by_every_airflow_and_pytest_run_stay_light(module):
-    code = (f"import sys, {module}; heavy = [m for m in ('airflow', 'requests', 'pydantic', 'uvicorn') "
-            "if m in sys.modules]; print(','.join(heavy))")
+    code = (
+        f"import sys, {module}; heavy = [m for m in ('airflow', 'requests', 'pydantic', 'uvicorn') "
+        "if m in sys.modules]; print(','.join(heavy))"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == ""
 
@@ -80,10 +84,15 @@ def test_providers_manager_discovers_the_hook():
     assert hook_info.hook_class_name == "airflow_provider_piriod.hooks.piriod.PiriodHook"
     assert hook_info.connection_id_attribute_name == "piriod_conn_id"
     assert manager.field_behaviours["piriod"]["relabeling"] == {
-        "password": "API token", "login": "Workspace", "host": "API URL"}
+        "password": "API token",
+        "login": "Workspace",
+        "host": "API URL",
+    }
     assert "extra__piriod__test_mode" in manager.connection_form_widgets
-    assert any(t.trigger_class_name == "airflow_provider_piriod.triggers.piriod"  # the module, as Airflow lists it
-               for t in manager.trigger)
+    assert any(
+        t.trigger_class_name == "airflow_provider_piriod.triggers.piriod"  # the module, as Airflow lists it
+        for t in manager.trigger
+    )
 
 
 def test_compat_resolves_every_name_and_rejects_unknown_ones():
@@ -92,12 +101,18 @@ def test_compat_resolves_every_name_and_rejects_unknown_ones():
     for name in compat.__all__:
         assert getattr(compat, name) is not None, name
     with pytest.raises(AttributeError):
-        compat.NoSuchThing
+        _ = compat.NoSuchThing
 
 
 def _airflow(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([AIRFLOW, *args], capture_output=True, text=True, timeout=120,
-                          env={**os.environ, **(env or {})}, stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        [AIRFLOW, *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **(env or {})},
+        stdin=subprocess.DEVNULL,
+    )
 
 
 @pytest.mark.cli
@@ -121,8 +136,11 @@ def test_airflow_connections_test_succeeds_against_the_emulator(piriod_emulator)
 
 @pytest.mark.cli
 def test_emulator_cli_prints_what_a_user_needs():
-    process = subprocess.Popen([str(Path(sys.executable).with_name("piriod-emulator")), "--port", "0", "--customers", "7"],
-                               stdout=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [str(Path(sys.executable).with_name("piriod-emulator")), "--port", "0", "--customers", "7"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         lines = [process.stdout.readline() for _ in range(5)]
     finally:
@@ -141,8 +159,14 @@ def test_emulator_cli_prints_what_a_user_needs():
 @pytest.mark.airflow3  # make demo runs in the Airflow 3 environment
 def test_make_demo_script_prints_the_customer_that_came_through_xcom():
     script = Path(__file__).parents[1] / "scripts" / "demo.py"
-    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300,
-                            stdin=subprocess.DEVNULL, env={k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW_CONN_")})
+    result = subprocess.run(
+        [sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        stdin=subprocess.DEVNULL,
+        env={k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW_CONN_")},
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Customer JSON pushed to XCom by task get_customer:" in result.stdout
     assert "XCom equals the emulator's record: yes" in result.stdout

@@ -29,7 +29,10 @@ def test_fixture_example_passes_as_a_users_test_file(tmp_path):
     (tmp_path / "test_from_readme.py").write_text(snippet("fixture"))
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path)],
-        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "3 passed" in result.stdout
@@ -62,6 +65,9 @@ def test_resources_example_runs_against_the_emulator(piriod_emulator, capsys):
     printed = capsys.readouterr().out.splitlines()
     assert printed[-1].endswith(" 123456789012345.67")
     customer = namespace["customer_id"]
-    open_invoices = [i for i in piriod_emulator.records("invoices")
-                     if i["customer"] == customer and i["status"] in ("finalized", "draft")]
+    open_invoices = [
+        i
+        for i in piriod_emulator.records("invoices")
+        if i["customer"] == customer and i["status"] in ("finalized", "draft")
+    ]
     assert sum(line.startswith("inv_") for line in printed) == len(open_invoices)

@@ -34,22 +34,42 @@ RECOVERS = {
 
 # scenario: (fault, connection extras, error, words the message must contain)
 FAILS = {
-    "body trickled forever": ({"kind": "slow_body", "chunk_delay": 0.05, "seconds": 20, "times": None},
-                              {"timeout": 0.4, "max_retries": 1}, PiriodNetworkError, "deadline"),
-    "503 that outlasts the retries": ({"kind": "status", "status": 503, "times": None}, {"max_retries": 2},
-                                      PiriodServerError, "503 Service Unavailable"),
+    "body trickled forever": (
+        {"kind": "slow_body", "chunk_delay": 0.05, "seconds": 20, "times": None},
+        {"timeout": 0.4, "max_retries": 1},
+        PiriodNetworkError,
+        "deadline",
+    ),
+    "503 that outlasts the retries": (
+        {"kind": "status", "status": 503, "times": None},
+        {"max_retries": 2},
+        PiriodServerError,
+        "503 Service Unavailable",
+    ),
     "200 with a JSON list": ({"kind": "non_object", "times": None}, {}, PiriodResponseError, "expected an object"),
     "3xx redirect": ({"kind": "redirect", "times": None}, {}, PiriodResponseError, "redirects are not followed"),
     "oversized body": (None, {"max_response_bytes": 4096}, PiriodResponseError, "exceeds the 4096-byte limit"),
 }
 LIST_FAILS = {
-    "page without results": ({"kind": "missing_results", "query": "page=2"}, {}, PiriodResponseError,
-                             "without a 'results' list"),
+    "page without results": (
+        {"kind": "missing_results", "query": "page=2"},
+        {},
+        PiriodResponseError,
+        "without a 'results' list",
+    ),
     # next links are followed page after page when max_workers=1 (with more, pages are fetched by number)
-    "next link back to a page already read": ({"kind": "next_loop", "nth": 3}, {"workers": 1}, PiriodResponseError,
-                                              "already read"),
-    "next link to another host": ({"kind": "next_host", "nth": 2}, {"workers": 1}, PiriodResponseError,
-                                  "refusing to follow 'next'"),
+    "next link back to a page already read": (
+        {"kind": "next_loop", "nth": 3},
+        {"workers": 1},
+        PiriodResponseError,
+        "already read",
+    ),
+    "next link to another host": (
+        {"kind": "next_host", "nth": 2},
+        {"workers": 1},
+        PiriodResponseError,
+        "refusing to follow 'next'",
+    ),
 }
 
 
@@ -118,8 +138,9 @@ def test_operator_list_to_file_fails_cleanly(piriod_emulator, monkeypatch, tmp_p
     _fault(piriod_emulator, spec)
     target = tmp_path / "out" / "customers.ndjson"
     with pytest.raises(error, match=words):
-        PiriodCustomerOperator(task_id="t", filters={}, page_size=10, max_workers=workers,
-                               output_path=f"file://{target}").execute({})
+        PiriodCustomerOperator(
+            task_id="t", filters={}, page_size=10, max_workers=workers, output_path=f"file://{target}"
+        ).execute({})
     assert list((tmp_path / "out").iterdir()) == []  # no file under the final name, no partial leftovers
 
 

@@ -12,16 +12,49 @@ from airflow_provider_piriod.hooks.piriod import PiriodAsyncHook
 from airflow_provider_piriod.resources import RESOURCES, get_resource
 
 NODE_SDK_RESOURCES = {
-    "addons", "banks", "billers/built_in", "bulks/invoices", "bulks/retentions", "contacts", "coupons", "creditnotes",
-    "customers", "debitnotes", "invoices", "ops", "orders", "orgunits", "payments", "plans", "products",
-    "reminders/pendings", "reminders/messages", "reminders/templates", "reminders/rules", "retentions", "sources",
-    "subscriptions", "usages",
+    "addons",
+    "banks",
+    "billers/built_in",
+    "bulks/invoices",
+    "bulks/retentions",
+    "contacts",
+    "coupons",
+    "creditnotes",
+    "customers",
+    "debitnotes",
+    "invoices",
+    "ops",
+    "orders",
+    "orgunits",
+    "payments",
+    "plans",
+    "products",
+    "reminders/pendings",
+    "reminders/messages",
+    "reminders/templates",
+    "reminders/rules",
+    "retentions",
+    "sources",
+    "subscriptions",
+    "usages",
 }
-TYPED = {"customers": "Customer", "contacts": "Contact", "invoices": "Invoice", "payments": "Payment",
-         "subscriptions": "Subscription", "creditnotes": "CreditNote", "plans": "Plan", "products": "Product"}
+TYPED = {
+    "customers": "Customer",
+    "contacts": "Contact",
+    "invoices": "Invoice",
+    "payments": "Payment",
+    "subscriptions": "Subscription",
+    "creditnotes": "CreditNote",
+    "plans": "Plan",
+    "products": "Product",
+}
 DEFAULT_FAIL_STATUSES = {
-    "customers": ("archived",), "invoices": ("uncollectible",), "payments": ("failed", "cancelled", "canceled"),
-    "subscriptions": ("cancelled", "finalized"), "creditnotes": ("cancelled",), "plans": ("archived",),
+    "customers": ("archived",),
+    "invoices": ("uncollectible",),
+    "payments": ("failed", "cancelled", "canceled"),
+    "subscriptions": ("cancelled", "finalized"),
+    "creditnotes": ("cancelled",),
+    "plans": ("archived",),
     "products": ("archived",),
 }
 
@@ -44,12 +77,34 @@ def test_default_fail_statuses_are_known_statuses():
 
 def test_id_prefixes_where_piriod_documents_them():
     prefixes = {name: RESOURCES[name].id_prefix for name in TYPED}
-    assert prefixes == {"customers": "cus_", "contacts": "con_", "invoices": "inv_", "payments": "pay_",
-                        "subscriptions": "sub_", "creditnotes": None, "plans": "pla_", "products": "pro_"}
+    assert prefixes == {
+        "customers": "cus_",
+        "contacts": "con_",
+        "invoices": "inv_",
+        "payments": "pay_",
+        "subscriptions": "sub_",
+        "creditnotes": None,
+        "plans": "pla_",
+        "products": "pro_",
+    }
 
 
-BAD_NAMES = ["", "Invoices", "invoice", "invoices/", "/invoices", "../customers", "customers/../invoices",
-             "invoices?x=1", "invoices#", " invoices", "prices", None, 3, ["invoices"]]
+BAD_NAMES = [
+    "",
+    "Invoices",
+    "invoice",
+    "invoices/",
+    "/invoices",
+    "../customers",
+    "customers/../invoices",
+    "invoices?x=1",
+    "invoices#",
+    " invoices",
+    "prices",
+    None,
+    3,
+    ["invoices"],
+]
 
 
 @pytest.mark.parametrize("name", BAD_NAMES)

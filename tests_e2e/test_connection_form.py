@@ -12,8 +12,15 @@ import requests
 API = os.environ["AIRFLOW_API_URL"]
 EMULATOR = os.environ["EMULATOR_URL"]
 SHOTS = Path(os.environ.get("E2E_ARTIFACTS", "build/e2e"))
-CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from itertools import pairwise
 from decimal import Decimal
 from pathlib import Path
 
@@ -86,11 +87,12 @@ def test_fifty_mapped_tasks_fetch_concurrently(api):
     records = {c["id"]: c for c in emulator("GET", "customers")}
     fetched = [return_value(api, "example_piriod_fan_out", run_id, "fetch_customer", index) for index in range(50)]
     assert fetched == [records[i] for i in ids]
-    instances = api.get(f"{API}/api/v2/dags/example_piriod_fan_out/dagRuns/{run_id}/taskInstances",
-                        params={"limit": 100}).json()["task_instances"]
+    instances = api.get(
+        f"{API}/api/v2/dags/example_piriod_fan_out/dagRuns/{run_id}/taskInstances", params={"limit": 100}
+    ).json()["task_instances"]
     spans = sorted((ti["start_date"], ti["end_date"]) for ti in instances if ti["task_id"] == "fetch_customer")
     assert len(spans) == 50
-    assert any(later_start < end for (_, end), (later_start, _) in zip(spans, spans[1:]))  # they overlapped
+    assert any(later_start < end for (_, end), (later_start, _) in pairwise(spans))  # they overlapped
 
 
 def test_incremental_pull_to_sqlite(api):
@@ -113,8 +115,7 @@ def test_deferrable_sensor_waits_on_the_triggerer(api):
             return state == "deferred"
 
         poll("the sensor to defer", 240, deferred)
-        poll("the triggerer to poll a pending customer", 120,
-             lambda: "checking again" in trigger_log(dag_id, run_id))
+        poll("the triggerer to poll a pending customer", 120, lambda: "checking again" in trigger_log(dag_id, run_id))
         emulator("PATCH", f"customers/{signup['id']}", json={"status": "active"})
 
     run_id = run_dag(api, dag_id, {"customer_id": signup["id"]}, on_running=activate_once_deferred)
@@ -135,8 +136,11 @@ def test_deferrable_sensor_waits_for_an_invoice_to_be_paid(api):
 
     def pay_once_deferred(run_id: str) -> None:
         poll("the sensor to defer", 240, lambda: task_state(api, dag_id, run_id, task_id, seen_states) == "deferred")
-        poll("the triggerer to poll a finalized invoice", 120,
-             lambda: "checking again" in trigger_log(dag_id, run_id, task_id))
+        poll(
+            "the triggerer to poll a finalized invoice",
+            120,
+            lambda: "checking again" in trigger_log(dag_id, run_id, task_id),
+        )
         emulator("PATCH", f"invoices/{invoice['id']}", json={"status": "paid"})
 
     run_id = run_dag(api, dag_id, {"invoice_id": invoice["id"]}, on_running=pay_once_deferred)

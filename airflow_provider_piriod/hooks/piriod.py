@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from functools import cached_property
-from typing import Any
+from typing import Any, TypedDict, cast
 
 import requests
 
@@ -33,6 +33,14 @@ from airflow_provider_piriod.transport.sync import PiriodTransport
 from airflow_provider_piriod.transport.throttle import Throttle
 
 CUSTOMERS = "customers"
+
+
+class _Overrides(TypedDict):
+    """The hook arguments that override the connection's extras (see :func:`settings_from_connection`)."""
+
+    test_mode: bool | str | None
+    timeout: float | None
+    max_retries: int | None
 
 
 def _connection_type_info() -> dict[str, Any]:
@@ -67,7 +75,7 @@ class _PiriodHookBase(BaseHook):
     ) -> None:
         super().__init__()
         self.piriod_conn_id = piriod_conn_id
-        self._overrides = {"test_mode": test_mode, "timeout": timeout, "max_retries": max_retries}
+        self._overrides: _Overrides = {"test_mode": test_mode, "timeout": timeout, "max_retries": max_retries}
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(piriod_conn_id={self.piriod_conn_id!r})"
@@ -97,7 +105,8 @@ def to_model(resource: Resource, data: dict[str, Any]) -> PiriodModel:
         )
         raise PiriodResponseError(
             f"Piriod GET {resource.path}: a {resource.label} does not have the documented shape ({problems[:400]})",
-            method="GET", path=resource.path,
+            method="GET",
+            path=resource.path,
         ) from None
 
 
@@ -135,8 +144,11 @@ class PiriodHook(_PiriodHookBase):
         Airflow 3 reads the same from the provider info, the single source of both.
         """
         behaviour = _connection_type_info()["ui-field-behaviour"]
-        return {"hidden_fields": list(behaviour["hidden-fields"]), "relabeling": dict(behaviour["relabeling"]),
-                "placeholders": dict(behaviour["placeholders"])}
+        return {
+            "hidden_fields": list(behaviour["hidden-fields"]),
+            "relabeling": dict(behaviour["relabeling"]),
+            "placeholders": dict(behaviour["placeholders"]),
+        }
 
     @classmethod
     def get_connection_form_widgets(cls) -> dict[str, Any]:
@@ -153,8 +165,12 @@ class PiriodHook(_PiriodHookBase):
             if "boolean" in kinds:
                 widgets[name] = BooleanField(label, description=description, default=default)
             elif "integer" in kinds:
-                widgets[name] = IntegerField(label, description=description, default=default,
-                                             validators=[Optional(), NumberRange(min=schema.get("minimum"))])
+                widgets[name] = IntegerField(
+                    label,
+                    description=description,
+                    default=default,
+                    validators=[Optional(), NumberRange(min=schema.get("minimum"))],
+                )
             else:
                 widgets[name] = StringField(label, description=description, default=str(default))
         return widgets
@@ -240,7 +256,10 @@ class PiriodHook(_PiriodHookBase):
         self, filters: Mapping[str, Any] | None = None, *, page_size: int = 100, max_workers: int = 1
     ) -> Iterator[Customer]:
         """Yield every customer matching ``filters`` (see :meth:`iter_objects`)."""
-        return self.iter_objects(CUSTOMERS, filters, page_size=page_size, max_workers=max_workers)
+        # the customers resource builds Customer models
+        return cast(
+            "Iterator[Customer]", self.iter_objects(CUSTOMERS, filters, page_size=page_size, max_workers=max_workers)
+        )
 
     def iter_customer_json(
         self, filters: Mapping[str, Any] | None = None, *, page_size: int = 100, max_workers: int = 1
@@ -250,7 +269,7 @@ class PiriodHook(_PiriodHookBase):
 
     def list_customers(self, filters: Mapping[str, Any] | None = None, **kwargs: Any) -> list[Customer]:
         """All customers matching ``filters`` as a list (see :meth:`iter_customers`)."""
-        return self.list_objects(CUSTOMERS, filters, **kwargs)
+        return cast("list[Customer]", self.list_objects(CUSTOMERS, filters, **kwargs))  # Customer models, as above
 
     def count_customers(self, filters: Mapping[str, Any] | None = None) -> int:
         """How many customers match ``filters``, in one small request."""
@@ -281,8 +300,9 @@ class PiriodHook(_PiriodHookBase):
         ids = validate_object_ids(object_ids, argument, integers=resource.integer_ids)
         workers = validate_max_workers(max_workers)
         unique = list(dict.fromkeys(ids))
-        found = self._transport.get_objects(resource, unique, workers=min(workers, max(1, len(unique))),
-                                            ignore_missing=ignore_missing)
+        found = self._transport.get_objects(
+            resource, unique, workers=min(workers, max(1, len(unique))), ignore_missing=ignore_missing
+        )
         models = {object_id: to_model(resource, data) for object_id, data in found.items()}
         return [models[object_id] for object_id in ids if object_id in models]
 

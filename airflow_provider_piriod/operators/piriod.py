@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow_provider_piriod.compat import Asset, BaseOperator
 from airflow_provider_piriod.exceptions import PiriodInputError, PiriodNotFoundError
@@ -73,7 +73,7 @@ class PiriodReadOperator(BaseOperator):
     """
 
     template_fields: Sequence[str] = ("object_id", "object_ids", "filters", "output_path", "piriod_conn_id")
-    template_fields_renderers = {"object_ids": "json", "filters": "json"}
+    template_fields_renderers: ClassVar[dict[str, str]] = {"object_ids": "json", "filters": "json"}
     ui_color = "#e8f4fd"
 
     #: how this operator names its id arguments in messages (a subclass may call them otherwise)
@@ -85,7 +85,7 @@ class PiriodReadOperator(BaseOperator):
         *,
         resource: str,
         object_id: str | int | None = None,
-        object_ids: list[str | int] | None = None,
+        object_ids: Sequence[str | int] | None = None,
         filters: Mapping[str, Any] | None = None,
         ignore_missing: bool = False,
         output_path: str | None = None,
@@ -112,7 +112,7 @@ class PiriodReadOperator(BaseOperator):
 
     def _check_one_mode(self, spec: Resource, object_id: Any, object_ids: Any, filters: Any) -> None:
         names = (self.id_argument, self.ids_argument, "filters")
-        given = [name for name, value in zip(names, (object_id, object_ids, filters)) if value is not None]
+        given = [name for name, value in zip(names, (object_id, object_ids, filters), strict=True) if value is not None]
         if len(given) != 1:
             raise PiriodInputError(
                 f"{type(self).__name__} needs exactly one of {names[0]}, {names[1]} or filters "
@@ -155,12 +155,14 @@ class PiriodReadOperator(BaseOperator):
         spec = self.spec
         if self.object_ids is not None:
             ids = validate_object_ids(self.object_ids, self.ids_argument, integers=spec.integer_ids)
-            found = self.hook.get_objects(spec.name, ids, max_workers=self.max_workers,
-                                          ignore_missing=self.ignore_missing)
+            found = self.hook.get_objects(
+                spec.name, ids, max_workers=self.max_workers, ignore_missing=self.ignore_missing
+            )
             self.log.info("Retrieved %d of %d Piriod %ss by id", len(found), len(ids), spec.label)
             return [item.to_json() for item in found]
-        return self.hook.iter_object_json(spec.name, self.filters, page_size=self.page_size,
-                                          max_workers=self.max_workers)
+        return self.hook.iter_object_json(
+            spec.name, self.filters, page_size=self.page_size, max_workers=self.max_workers
+        )
 
 
 class PiriodCustomerOperator(PiriodReadOperator):
@@ -178,7 +180,7 @@ class PiriodCustomerOperator(PiriodReadOperator):
     """
 
     template_fields: Sequence[str] = ("customer_id", "customer_ids", "filters", "output_path", "piriod_conn_id")
-    template_fields_renderers = {"customer_ids": "json", "filters": "json"}
+    template_fields_renderers: ClassVar[dict[str, str]] = {"customer_ids": "json", "filters": "json"}
 
     id_argument = "customer_id"
     ids_argument = "customer_ids"
@@ -195,7 +197,7 @@ class PiriodCustomerOperator(PiriodReadOperator):
 
     # the customer names are the generic fields under another name, so templating either renders both
     @property
-    def customer_id(self) -> str | None:
+    def customer_id(self) -> str | int | None:  # the generic field, as CustomerCondition.customer_id
         return self.object_id
 
     @customer_id.setter
@@ -203,7 +205,7 @@ class PiriodCustomerOperator(PiriodReadOperator):
         self.object_id = value
 
     @property
-    def customer_ids(self) -> list[str] | None:
+    def customer_ids(self) -> Sequence[str | int] | None:
         return self.object_ids
 
     @customer_ids.setter

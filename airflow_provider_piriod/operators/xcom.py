@@ -48,7 +48,8 @@ def _for_xcom(value: Any, where: str) -> Any:
         log.warning(
             "%s = %s has more digits than Airflow's XCom carries for a Decimal (it goes through a float); "
             "pushing its exact digits as a string instead. output_path (NDJSON) keeps it as a number.",
-            where, value,
+            where,
+            value,
         )
         return str(value)
     if isinstance(value, Mapping):

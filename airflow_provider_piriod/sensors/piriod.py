@@ -9,7 +9,7 @@ import time
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from airflow_provider_piriod.compat import (
     AirflowException,
@@ -65,7 +65,7 @@ class PiriodSensor(BaseSensorOperator):
     """
 
     template_fields: Sequence[str] = ("object_id", "filters", "match", "piriod_conn_id")
-    template_fields_renderers = {"filters": "json", "match": "json"}
+    template_fields_renderers: ClassVar[dict[str, str]] = {"filters": "json", "match": "json"}
     ui_color = "#fdf1e8"
 
     #: how this sensor names its id argument in messages (a subclass may call it otherwise)
@@ -87,8 +87,14 @@ class PiriodSensor(BaseSensorOperator):
         **kwargs: Any,
     ) -> None:
         condition = ResourceCondition.build(  # validates now, at DAG parse time
-            resource=resource, object_id=object_id, filters=filters, target_status=target_status, match=match,
-            min_count=min_count, fail_statuses=fail_statuses, id_argument=self.id_argument,
+            resource=resource,
+            object_id=object_id,
+            filters=filters,
+            target_status=target_status,
+            match=match,
+            min_count=min_count,
+            fail_statuses=fail_statuses,
+            id_argument=self.id_argument,
             owner=type(self).__name__,
         )
         super().__init__(**kwargs)
@@ -112,9 +118,15 @@ class PiriodSensor(BaseSensorOperator):
     def condition(self) -> ResourceCondition:
         """The condition with templated fields rendered."""
         return ResourceCondition.build(
-            resource=self.resource, object_id=self.object_id, filters=self.filters, target_status=self.target_status,
-            match=self.match, min_count=self.min_count, fail_statuses=self.fail_statuses,
-            id_argument=self.id_argument, owner=type(self).__name__,
+            resource=self.resource,
+            object_id=self.object_id,
+            filters=self.filters,
+            target_status=self.target_status,
+            match=self.match,
+            min_count=self.min_count,
+            fail_statuses=self.fail_statuses,
+            id_argument=self.id_argument,
+            owner=type(self).__name__,
         )
 
     def poke(self, context: Context) -> PokeReturnValue:
@@ -189,6 +201,7 @@ class PiriodSensor(BaseSensorOperator):
         status = (event or {}).get("status")
         message = (event or {}).get("message", "")
         if status == "success":
+            assert event is not None  # it has a status
             self.log.info("%s", message)
             return for_xcom(event_value(event), where=self._value_name)
         if status == "timeout":
@@ -221,7 +234,7 @@ class PiriodCustomerSensor(PiriodSensor):
 
     # the customer name is the generic field under another name, so templating either renders both
     @property
-    def customer_id(self) -> str | None:
+    def customer_id(self) -> str | int | None:  # the generic field, as CustomerCondition.customer_id
         return self.object_id
 
     @customer_id.setter
@@ -229,4 +242,6 @@ class PiriodCustomerSensor(PiriodSensor):
         self.object_id = value
 
     def _trigger(self, condition: ResourceCondition, *, deadline: float) -> PiriodTrigger:
-        return PiriodCustomerTrigger(customer_id=condition.object_id, **self._trigger_kwargs(condition, deadline))
+        # a string (or None): execute() pokes first, which refuses any other customer id before deferring
+        customer_id = cast("str | None", condition.object_id)
+        return PiriodCustomerTrigger(customer_id=customer_id, **self._trigger_kwargs(condition, deadline))

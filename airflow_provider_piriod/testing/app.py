@@ -35,8 +35,20 @@ from airflow_provider_piriod.testing.responses import Response, json_response, n
 from airflow_provider_piriod.testing.state import EmulatorState, PendingChange, TokenBucket
 from airflow_provider_piriod.testing.store import Collection, InvalidFilter
 
-__all__ = ["CONTROL_PREFIX", "DEFAULT_PAGE_SIZE", "FAULT_KINDS", "MAX_PAGE_SIZE", "DropConnection", "EmulatorApp",
-           "EmulatorState", "Fault", "PendingChange", "Response", "TokenBucket", "json_response"]
+__all__ = [
+    "CONTROL_PREFIX",
+    "DEFAULT_PAGE_SIZE",
+    "FAULT_KINDS",
+    "MAX_PAGE_SIZE",
+    "DropConnection",
+    "EmulatorApp",
+    "EmulatorState",
+    "Fault",
+    "PendingChange",
+    "Response",
+    "TokenBucket",
+    "json_response",
+]
 
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
@@ -120,8 +132,9 @@ class EmulatorApp:
         return not_found()
 
 
-def _list(collection: Collection, resource: str, workspace: str, test_mode: bool, query: str,
-          headers: dict[str, str]) -> Response:
+def _list(
+    collection: Collection, resource: str, workspace: str, test_mode: bool, query: str, headers: dict[str, str]
+) -> Response:
     """One page of a listing in the DRF envelope, with absolute ``next``/``previous`` links."""
     params = parse_qsl(query, keep_blank_values=True)
     try:
@@ -135,15 +148,18 @@ def _list(collection: Collection, resource: str, workspace: str, test_mode: bool
     if page is None or page > pages:
         return json_response(404, {"detail": "Invalid page."})
     base = f"http://{headers.get('host', '')}/{resource}/"
-    chunk = keys[(page - 1) * page_size: page * page_size]
+    chunk = keys[(page - 1) * page_size : page * page_size]
     head = {
         "count": len(keys),
         "next": _page_url(base, params, page + 1) if page < pages else None,
         "previous": _page_url(base, params, page - 1) if page > 1 else None,
     }
-    body = json.dumps(head)[:-1].encode() + b', "results": [' + b", ".join(
-        collection.record_json(k) for k in chunk
-    ) + b"]}"
+    body = (
+        json.dumps(head)[:-1].encode()
+        + b', "results": ['
+        + b", ".join(collection.record_json(k) for k in chunk)
+        + b"]}"
+    )
     return Response(200, body)
 
 
@@ -152,12 +168,14 @@ def _authenticate(headers: dict[str, str], state: EmulatorState) -> Response | N
     authorization = headers.get("authorization", "")
     scheme, _, credential = authorization.partition(" ")
     if scheme.lower() != "token":
-        return json_response(401, {"detail": "Authentication credentials were not provided."},
-                             [("WWW-Authenticate", "Token")])
+        return json_response(
+            401, {"detail": "Authentication credentials were not provided."}, [("WWW-Authenticate", "Token")]
+        )
     credential = credential.strip()
     if not credential:
-        return json_response(401, {"detail": "Invalid token header. No credentials provided."},
-                             [("WWW-Authenticate", "Token")])
+        return json_response(
+            401, {"detail": "Invalid token header. No credentials provided."}, [("WWW-Authenticate", "Token")]
+        )
     members = {state.token: state.workspace, state.other_token: state.other_workspace}
     if credential not in members:
         return json_response(401, {"detail": "Invalid token."}, [("WWW-Authenticate", "Token")])

@@ -38,23 +38,45 @@ from airflow_provider_piriod.testing.moments import restamp
 BIG_TOTAL_INVOICE_ID = "inv_17DigitTotal0000000000"
 BIG_TOTAL = Decimal("123456789012345.67")
 INVOICE_STATUSES = {"paid": 60, "finalized": 25, "draft": 11, "uncollectible": 4}
-COLLECTION_METHODS = {"automatically": 40, "deferred": 38, "deferred_dues": 8, "charge_automatically": 9,
-                      "manual": 5}  # old docs' values, then those seen in unofficial code
-OPEN_ATTEMPTS = {"processing": 35, "failed": 20, "requires_payment_method": 12, "incomplete": 8, "cancelled": 18,
-                 "canceled": 7}  # new docs spell it "cancelled", old docs "canceled"
+COLLECTION_METHODS = {
+    "automatically": 40,
+    "deferred": 38,
+    "deferred_dues": 8,
+    "charge_automatically": 9,
+    "manual": 5,
+}  # old docs' values, then those seen in unofficial code
+OPEN_ATTEMPTS = {
+    "processing": 35,
+    "failed": 20,
+    "requires_payment_method": 12,
+    "incomplete": 8,
+    "cancelled": 18,
+    "canceled": 7,
+}  # new docs spell it "cancelled", old docs "canceled"
 FAILED_REASONS = ["card_declined", "insufficient_funds", "expired_card", "do_not_honor"]
 CREDIT_NOTE_STATUSES = {"finalized": 75, "draft": 15, "cancelled": 10}
-CREDIT_NOTE_REASONS = ["Anulación de factura", "Descuento comercial", "Devolución de mercadería",
-                       "Corrección de monto"]
-ONE_OFF_ITEMS = [("Implementación", Decimal("350")), ("Horas de consultoría", Decimal("60")),
-                 ("Capacitación", Decimal("180")), ("Soporte adicional", Decimal("45")),
-                 ("Migración de datos", Decimal("420"))]
+CREDIT_NOTE_REASONS = ["Anulación de factura", "Descuento comercial", "Devolución de mercadería", "Corrección de monto"]
+ONE_OFF_ITEMS = [
+    ("Implementación", Decimal("350")),
+    ("Horas de consultoría", Decimal("60")),
+    ("Capacitación", Decimal("180")),
+    ("Soporte adicional", Decimal("45")),
+    ("Migración de datos", Decimal("420")),
+]
 Item = tuple[str, int, Decimal, "str | None"]  # name, quantity, unit amount, plan id
 
 
-def make_invoice(mint: Mint, customer: dict[str, Any], created: datetime, *, status: str | None = None,
-                 subscription: dict[str, Any] | None = None, period: tuple[date, date] | None = None,
-                 items: list[Item] | None = None, currency: str | None = None) -> dict[str, Any]:
+def make_invoice(
+    mint: Mint,
+    customer: dict[str, Any],
+    created: datetime,
+    *,
+    status: str | None = None,
+    subscription: dict[str, Any] | None = None,
+    period: tuple[date, date] | None = None,
+    items: list[Item] | None = None,
+    currency: str | None = None,
+) -> dict[str, Any]:
     """An invoice of ``customer`` issued at ``created``: its lines, totals, dates and document data."""
     country = country_of(customer)
     status = status or mint.weighted(INVOICE_STATUSES)
@@ -69,7 +91,8 @@ def make_invoice(mint: Mint, customer: dict[str, Any], created: datetime, *, sta
     shape = mint.next_shape()
     uncollectible_at = mint.moment_after(created, 90) if status == "uncollectible" else None
     created_text, updated_text, uncollectible_text = stamps(
-        shape, country, created, mint.moment_after(created, 5), uncollectible_at)
+        shape, country, created, mint.moment_after(created, 5), uncollectible_at
+    )
     return {
         "id": mint.id("inv_"),
         "customer": customer["id"],
@@ -107,9 +130,16 @@ def _one_off_items(mint: Mint, currency: str) -> list[Item]:
 
 
 def _line(mint: Mint, name: str, quantity: int, amount: Decimal, currency: str, plan: str | None) -> dict[str, Any]:
-    return {"id": mint.id("lin_"), "name": name, "quantity": quantity, "amount": amount,
-            "discount": money(0, currency), "exempt": currency == "USD", "total": money(amount * quantity, currency),
-            "plan": plan}
+    return {
+        "id": mint.id("lin_"),
+        "name": name,
+        "quantity": quantity,
+        "amount": amount,
+        "discount": money(0, currency),
+        "exempt": currency == "USD",
+        "total": money(amount * quantity, currency),
+        "plan": plan,
+    }
 
 
 def _totals(mint: Mint, lines: list[dict[str, Any]], currency: str, country: str) -> dict[str, Any]:
@@ -124,9 +154,18 @@ def _totals(mint: Mint, lines: list[dict[str, Any]], currency: str, country: str
     tax_percent = 0 if currency == "USD" else TAX_PERCENT.get(country, 19)
     tax = money((subtotal - exempt) * tax_percent / 100, currency)
     total = subtotal + tax
-    return {"amount": amount, "exempt": exempt, "tax": tax, "tax_percent": tax_percent, "subtotal": subtotal,
-            "total": total, "total_adjusted": total, "retention": money(0, currency), "discount": discount_value,
-            "discount_scheme": scheme}
+    return {
+        "amount": amount,
+        "exempt": exempt,
+        "tax": tax,
+        "tax_percent": tax_percent,
+        "subtotal": subtotal,
+        "total": total,
+        "total_adjusted": total,
+        "retention": money(0, currency),
+        "discount": discount_value,
+        "discount_scheme": scheme,
+    }
 
 
 def _invoice_metadata(mint: Mint) -> dict[str, Any]:
@@ -141,8 +180,14 @@ def _invoice_metadata(mint: Mint) -> dict[str, Any]:
 def make_big_total_invoice(mint: Mint, customer: dict[str, Any]) -> dict[str, Any]:
     """A finalized USD invoice whose total, 123456789012345.67, has 17 significant digits."""
     created = max(created_of(customer), HISTORY_END - timedelta(days=20)) + timedelta(hours=2)
-    invoice = make_invoice(mint, customer, created, status="finalized", currency="USD",
-                           items=[("Licencia corporativa plurianual", 1, BIG_TOTAL, None)])
+    invoice = make_invoice(
+        mint,
+        customer,
+        created,
+        status="finalized",
+        currency="USD",
+        items=[("Licencia corporativa plurianual", 1, BIG_TOTAL, None)],
+    )
     invoice.update(id=BIG_TOTAL_INVOICE_ID, metadata={"scenario": "seventeen_digit_total"})
     invoice.update(_exact_totals(BIG_TOTAL))
     return invoice
@@ -150,18 +195,35 @@ def make_big_total_invoice(mint: Mint, customer: dict[str, Any]) -> dict[str, An
 
 def _exact_totals(total: Decimal) -> dict[str, Any]:
     zero = Decimal("0.00")
-    return {"amount": total, "exempt": total, "tax": zero, "tax_percent": 0, "subtotal": total, "total": total,
-            "total_adjusted": total, "retention": zero, "discount": Decimal(0), "discount_scheme": "%"}
+    return {
+        "amount": total,
+        "exempt": total,
+        "tax": zero,
+        "tax_percent": 0,
+        "subtotal": total,
+        "total": total,
+        "total_adjusted": total,
+        "retention": zero,
+        "discount": Decimal(0),
+        "discount_scheme": "%",
+    }
 
 
-def make_payment(mint: Mint, invoice: dict[str, Any], customer: dict[str, Any] | None, created: datetime,
-                 *, status: str = "succeeded") -> dict[str, Any]:
+def make_payment(
+    mint: Mint,
+    invoice: dict[str, Any],
+    customer: dict[str, Any] | None,
+    created: datetime,
+    *,
+    status: str | None = "succeeded",
+) -> dict[str, Any]:
     """A payment attempt of ``invoice`` by its customer; only a succeeded one has a ``payment_date``."""
     succeeded = status == "succeeded"
     sources = (customer or {}).get("sources") or []
     shape = mint.next_shape()
     created_text, updated_text, paid_text = stamps(
-        shape, country_of(customer), created, mint.moment_after(created, 1), created if succeeded else None)
+        shape, country_of(customer), created, mint.moment_after(created, 1), created if succeeded else None
+    )
     number = invoice.get("number")
     return {
         "id": mint.id("pay_"),
@@ -184,8 +246,9 @@ def make_payment(mint: Mint, invoice: dict[str, Any], customer: dict[str, Any] |
     }
 
 
-def make_credit_note(mint: Mint, invoice: dict[str, Any], created: datetime, *,
-                     status: str | None = None) -> dict[str, Any]:
+def make_credit_note(
+    mint: Mint, invoice: dict[str, Any], created: datetime, *, status: str | None = None
+) -> dict[str, Any]:
     """A credit note (integer id) cancelling ``invoice`` in full or crediting part of it."""
     status = status or mint.weighted(CREDIT_NOTE_STATUSES)
     currency = invoice["currency"]
@@ -216,8 +279,9 @@ def make_credit_note(mint: Mint, invoice: dict[str, Any], created: datetime, *,
     }
 
 
-def make_receipt(mint: Mint, payment: dict[str, Any], created: datetime, *,
-                 status: str | None = None) -> dict[str, Any]:
+def make_receipt(
+    mint: Mint, payment: dict[str, Any], created: datetime, *, status: str | None = None
+) -> dict[str, Any]:
     """A payment receipt (integer id) for ``payment``."""
     status = status or mint.weighted({"finalized": 90, "draft": 10})
     created_text, updated_text = stamps(mint.next_shape(), "CL", created, mint.moment_after(created, 2))
@@ -244,11 +308,14 @@ def catalog_size_in_test_mode(products: int) -> int:
     return max(1, products // 3) if products else 0
 
 
-def make_billing(mint: Mint, customers: list[dict[str, Any]], *, products: int, invoices_per_customer: int,
-                 big_total: bool = False) -> dict[str, list[dict[str, Any]]]:
+def make_billing(
+    mint: Mint, customers: list[dict[str, Any]], *, products: int, invoices_per_customer: int, big_total: bool = False
+) -> dict[str, list[dict[str, Any]]]:
     """Catalog, subscriptions, invoices, payments, credit notes and receipts for ``customers``."""
-    made: dict[str, list[dict[str, Any]]] = {name: [] for name in (
-        "products", "plans", "subscriptions", "invoices", "payments", "creditnotes", "payment-receipts")}
+    made: dict[str, list[dict[str, Any]]] = {
+        name: []
+        for name in ("products", "plans", "subscriptions", "invoices", "payments", "creditnotes", "payment-receipts")
+    }
     plans_by_mode: dict[bool, list[dict[str, Any]]] = {}
     for test_mode, count in ((False, products), (True, catalog_size_in_test_mode(products))):
         catalog, plans = make_catalog(mint, count, test_mode=test_mode)
@@ -257,8 +324,9 @@ def make_billing(mint: Mint, customers: list[dict[str, Any]], *, products: int, 
         plans_by_mode[test_mode] = plans
     names = {product["id"]: product["name"] for product in made["products"]}
     for customer in customers:
-        _bill_customer(mint, customer, plans_by_mode[bool(customer.get("test_mode"))], names,
-                       invoices_per_customer, made)
+        _bill_customer(
+            mint, customer, plans_by_mode[bool(customer.get("test_mode"))], names, invoices_per_customer, made
+        )
     _at_least_one_of_each(mint, made)
     live = next((c for c in customers if not c.get("test_mode")), None)
     if big_total and live is not None:
@@ -279,8 +347,14 @@ def _at_least_one_of_each(mint: Mint, made: dict[str, list[dict[str, Any]]]) -> 
             made["payment-receipts"].append(make_receipt(mint, payment, mint.moment_after(created_of(payment), 1)))
 
 
-def _bill_customer(mint: Mint, customer: dict[str, Any], plans: list[dict[str, Any]], names: dict[str, str],
-                   invoices_per_customer: int, made: dict[str, list[dict[str, Any]]]) -> None:
+def _bill_customer(
+    mint: Mint,
+    customer: dict[str, Any],
+    plans: list[dict[str, Any]],
+    names: dict[str, str],
+    invoices_per_customer: int,
+    made: dict[str, list[dict[str, Any]]],
+) -> None:
     created = created_of(customer)
     periods: list[tuple[dict[str, Any], date, date]] = []
     for _ in range(subscription_count(mint, customer)):
@@ -288,8 +362,10 @@ def _bill_customer(mint: Mint, customer: dict[str, Any], plans: list[dict[str, A
         subscription = make_subscription(mint, customer, chosen, mint.moment_after(created, 3), names=names)
         made["subscriptions"].append(subscription)
         frequency = chosen[0]["frequency"] if chosen else "monthly"
-        periods += [(subscription, day, advance(day, frequency) - timedelta(days=1))
-                    for day in billing_dates(subscription, frequency)]
+        periods += [
+            (subscription, day, advance(day, frequency) - timedelta(days=1))
+            for day in billing_dates(subscription, frequency)
+        ]
     span_days = max(1.0, (HISTORY_END - created).total_seconds() / 86_400)
     for _ in range(mint.rng.randint(0, 2 * invoices_per_customer)):
         if periods and mint.rng.random() < 0.75:
@@ -303,8 +379,9 @@ def _bill_customer(mint: Mint, customer: dict[str, Any], plans: list[dict[str, A
         _settle(mint, invoice, customer, made)
 
 
-def _settle(mint: Mint, invoice: dict[str, Any], customer: dict[str, Any],
-            made: dict[str, list[dict[str, Any]]]) -> None:
+def _settle(
+    mint: Mint, invoice: dict[str, Any], customer: dict[str, Any], made: dict[str, list[dict[str, Any]]]
+) -> None:
     """Payment attempts for an invoice as its status implies, then perhaps a credit note and a receipt."""
     status = invoice["status"]
     attempts: list[str] = []

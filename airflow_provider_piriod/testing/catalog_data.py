@@ -33,8 +33,13 @@ PRODUCTS: list[tuple[str, str, Decimal, str | None, bool]] = [
     ("Almacenamiento de Documentos", "Respaldo de documentos por diez años", Decimal("9.90"), "GB", True),
 ]
 FREQUENCIES = {"monthly": 60, "annual": 20, "quarterly": 10, "biannual": 5, "weekly": 5}
-PERIOD_FACTOR = {"monthly": Decimal(1), "annual": Decimal(10), "quarterly": Decimal(3), "biannual": Decimal("5.5"),
-                 "weekly": Decimal("0.25")}
+PERIOD_FACTOR = {
+    "monthly": Decimal(1),
+    "annual": Decimal(10),
+    "quarterly": Decimal(3),
+    "biannual": Decimal("5.5"),
+    "weekly": Decimal("0.25"),
+}
 CATALOG_START = datetime(2023, 10, 2, 12, 0, tzinfo=HISTORY_END.tzinfo)
 SUBSCRIPTION_STATUSES = {
     "active": {"active": 76, "needs_attention": 9, "paused": 7, "cancelled": 6, "finalized": 2},
@@ -65,8 +70,9 @@ def make_product(mint: Mint, index: int, created: datetime, *, test_mode: bool =
     }
 
 
-def make_plan(mint: Mint, product: dict[str, Any], currency: str, created: datetime,
-              *, frequency: str | None = None) -> dict[str, Any]:
+def make_plan(
+    mint: Mint, product: dict[str, Any], currency: str, created: datetime, *, frequency: str | None = None
+) -> dict[str, Any]:
     """A price of ``product`` in ``currency``; metered products bill usage through tiers."""
     index = _catalog_index(product)
     _, _, monthly_usd, unit_label, metered = PRODUCTS[index % len(PRODUCTS)]
@@ -114,7 +120,7 @@ def make_catalog(mint: Mint, count: int, *, test_mode: bool) -> tuple[list[dict[
         created = CATALOG_START + timedelta(days=index * 9, seconds=mint.rng.randint(0, 86_399))
         product = make_product(mint, index, created, test_mode=test_mode)
         products.append(product)
-        currencies = ["CLP", "USD"] + mint.rng.sample(["MXN", "COP"], k=mint.rng.randint(0, 2))
+        currencies = ["CLP", "USD", *mint.rng.sample(["MXN", "COP"], k=mint.rng.randint(0, 2))]
         for position, currency in enumerate(currencies):
             frequency = "monthly" if position < 2 else None
             plans.append(make_plan(mint, product, currency, mint.moment_after(created, 30), frequency=frequency))
@@ -138,13 +144,20 @@ def pick_plans(mint: Mint, plans: list[dict[str, Any]], currency: str, count: in
 
 
 def subscription_count(mint: Mint, customer: dict[str, Any]) -> int:
-    return mint.weighted(SUBSCRIPTIONS_PER_CUSTOMER.get(customer.get("status"), {1: 1}))
+    return mint.weighted(SUBSCRIPTIONS_PER_CUSTOMER.get(customer.get("status", ""), {1: 1}))
 
 
-def make_subscription(mint: Mint, customer: dict[str, Any], plans: list[dict[str, Any]], created: datetime,
-                      *, status: str | None = None, names: dict[str, str] | None = None) -> dict[str, Any]:
+def make_subscription(
+    mint: Mint,
+    customer: dict[str, Any],
+    plans: list[dict[str, Any]],
+    created: datetime,
+    *,
+    status: str | None = None,
+    names: dict[str, str] | None = None,
+) -> dict[str, Any]:
     """A subscription of ``customer`` to ``plans`` (lines), billed each period of the first plan until now."""
-    status = status or mint.weighted(SUBSCRIPTION_STATUSES.get(customer.get("status"), {"active": 1}))
+    status = status or mint.weighted(SUBSCRIPTION_STATUSES.get(customer.get("status", ""), {"active": 1}))
     frequency = plans[0]["frequency"] if plans else "monthly"
     start = created.date() + timedelta(days=mint.rng.randint(0, 20))
     previous, following = _billing_around(start, frequency, max(HISTORY_END.date(), created.date()))
@@ -154,7 +167,8 @@ def make_subscription(mint: Mint, customer: dict[str, Any], plans: list[dict[str
     shape = mint.next_shape()
     country = country_of(customer)
     created_text, updated_text, cancelled_text = stamps(
-        shape, country, created, mint.moment_after(created, 60), cancelled_at)
+        shape, country, created, mint.moment_after(created, 60), cancelled_at
+    )
     return {
         "id": mint.id("sub_"),
         "customer": customer["id"],
@@ -173,7 +187,8 @@ def make_subscription(mint: Mint, customer: dict[str, Any], plans: list[dict[str
         "paused_reason": "customer_request" if status == "paused" else None,
         "cancelled": cancelled_text,
         "cancel_reason": mint.rng.choice(CANCEL_REASONS) if status == "cancelled" else None,
-        "metadata": {"sales_rep": mint.rng.choice(["mfuentes", "psoto", "acardenas"])} if mint.rng.random() < 0.4
+        "metadata": {"sales_rep": mint.rng.choice(["mfuentes", "psoto", "acardenas"])}
+        if mint.rng.random() < 0.4
         else {},
         "test_mode": bool(customer.get("test_mode")),
         "created": created_text,
@@ -182,9 +197,14 @@ def make_subscription(mint: Mint, customer: dict[str, Any], plans: list[dict[str
 
 
 def _subscription_line(mint: Mint, plan: dict[str, Any], name: str | None) -> dict[str, Any]:
-    return {"id": mint.id("lin_"), "plan": plan["id"], "product": plan["product"], "name": name or plan["sku"],
-            "quantity": 1 if plan["usage_scheme"] == "metered" else mint.rng.choice((1, 1, 1, 2, 3, 5)),
-            "amount": plan["amount"]}
+    return {
+        "id": mint.id("lin_"),
+        "plan": plan["id"],
+        "product": plan["product"],
+        "name": name or plan["sku"],
+        "quantity": 1 if plan["usage_scheme"] == "metered" else mint.rng.choice((1, 1, 1, 2, 3, 5)),
+        "amount": plan["amount"],
+    }
 
 
 def _billing_around(start: date, frequency: str, today: date) -> tuple[date | None, date]:
@@ -209,4 +229,3 @@ def billing_dates(subscription: dict[str, Any], frequency: str) -> list[date]:
         days.append(day)
         periods += 1
     return days
-

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 
@@ -19,15 +20,26 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--port", type=int, default=8765, help="port on 127.0.0.1 (0 = any free port)")
     parser.add_argument("--customers", type=int, default=100, help="customers to generate (plus their contacts)")
-    parser.add_argument("--products", type=int, default=6,
-                        help="live products to generate, each with plans in CLP and USD (and a third as many "
-                        "test-mode products)")
-    parser.add_argument("--invoices-per-customer", type=int, default=3,
-                        help="average invoices per customer; payments, credit notes and receipts follow from them")
+    parser.add_argument(
+        "--products",
+        type=int,
+        default=6,
+        help="live products to generate, each with plans in CLP and USD (and a third as many test-mode products)",
+    )
+    parser.add_argument(
+        "--invoices-per-customer",
+        type=int,
+        default=3,
+        help="average invoices per customer; payments, credit notes and receipts follow from them",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed for the generated data")
     parser.add_argument("--latency-ms", type=float, default=0.0, help="delay added to every API request")
-    parser.add_argument("--rate-limit", type=float, default=0.0,
-                        help="requests per second before answering 429 with Retry-After (0 = no limit)")
+    parser.add_argument(
+        "--rate-limit",
+        type=float,
+        default=0.0,
+        help="requests per second before answering 429 with Retry-After (0 = no limit)",
+    )
     parser.add_argument("--token", default="", help="API token to accept (default: derived from the seed)")
     parser.add_argument("--workspace", default="", help="workspace id to serve (default: derived from the seed)")
     return parser.parse_args(argv)
@@ -38,23 +50,30 @@ def main(argv: list[str] | None = None) -> int:
     from airflow_provider_piriod.testing.server import bind_loopback, make_server
     from airflow_provider_piriod.testing.state import EmulatorState
 
-    state = EmulatorState(customers=args.customers, seed=args.seed, latency_ms=args.latency_ms,
-                          rate_limit=args.rate_limit, token=args.token, workspace=args.workspace,
-                          products=args.products, invoices_per_customer=args.invoices_per_customer)
+    state = EmulatorState(
+        customers=args.customers,
+        seed=args.seed,
+        latency_ms=args.latency_ms,
+        rate_limit=args.rate_limit,
+        token=args.token,
+        workspace=args.workspace,
+        products=args.products,
+        invoices_per_customer=args.invoices_per_customer,
+    )
     sock = bind_loopback(args.port)
     url = f"http://127.0.0.1:{sock.getsockname()[1]}"
     conn = {"conn_type": "piriod", "host": url, "login": state.workspace, "password": state.token}
     print(f"Piriod emulator listening on {url}", flush=True)
     print(f"  workspace: {state.workspace}")
     print(f"  token:     {state.token}")
-    print(f"  customers: {len(state.records())} live, {len(state.records(test_mode=True))} test mode; also contacts, "
-          "invoices, payments, subscriptions, creditnotes, plans, products, payment-receipts")
+    print(
+        f"  customers: {len(state.records())} live, {len(state.records(test_mode=True))} test mode; also contacts, "
+        "invoices, payments, subscriptions, creditnotes, plans, products, payment-receipts"
+    )
     print(f"export AIRFLOW_CONN_PIRIOD_DEFAULT='{json.dumps(conn)}'", flush=True)
     server = make_server(state, sock)
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         server.run(sockets=[sock])
-    except KeyboardInterrupt:
-        pass
     return 0
 
 

@@ -39,7 +39,7 @@ TIMING_KEYS = ("after_seconds", "after_requests")
 
 def control(state: EmulatorState, method: str, path: str, query: bytes, body: bytes) -> Response:
     """Answer one control request; bad input is a 400 naming the problem."""
-    route = path[len(CONTROL_PREFIX):].strip("/") if path.startswith(CONTROL_PREFIX) else ""
+    route = path[len(CONTROL_PREFIX) :].strip("/") if path.startswith(CONTROL_PREFIX) else ""
     resource, _, object_id = route.partition("/")
     try:
         payload = (loads(body) if resource in RESOURCES else json.loads(body)) if body else {}
@@ -58,12 +58,20 @@ def control(state: EmulatorState, method: str, path: str, query: bytes, body: by
 
 def _settings_route(state: EmulatorState, method: str, route: str, payload: Any) -> Response:
     if route == "" and method == "GET":
-        return json_response(200, {
-            "workspace": state.workspace, "token": state.token,
-            "other_workspace": state.other_workspace, "other_token": state.other_token,
-            "customers": len(state.records()), "test_mode_customers": len(state.records(test_mode=True)),
-            "latency_ms": state.latency * 1000, "requests": state.request_count, "resources": list(RESOURCES),
-        })
+        return json_response(
+            200,
+            {
+                "workspace": state.workspace,
+                "token": state.token,
+                "other_workspace": state.other_workspace,
+                "other_token": state.other_token,
+                "customers": len(state.records()),
+                "test_mode_customers": len(state.records(test_mode=True)),
+                "latency_ms": state.latency * 1000,
+                "requests": state.request_count,
+                "resources": list(RESOURCES),
+            },
+        )
     if route == "counts" and method == "GET":
         return json_response(200, state.counts())
     if route == "requests":
@@ -91,8 +99,9 @@ def _settings_route(state: EmulatorState, method: str, route: str, payload: Any)
     return json_response(404, {"detail": f"no control route {method} {CONTROL_PREFIX}{route}"})
 
 
-def _records_route(state: EmulatorState, method: str, resource: str, object_id: str, payload: dict[str, Any],
-                   test_mode: bool) -> Response:
+def _records_route(
+    state: EmulatorState, method: str, resource: str, object_id: str, payload: dict[str, Any], test_mode: bool
+) -> Response:
     """Create, read and change the objects of one resource."""
     if not object_id:
         if method == "POST":
@@ -116,19 +125,22 @@ def _records_route(state: EmulatorState, method: str, resource: str, object_id: 
     return json_response(405, {"detail": f'Method "{method}" not allowed.'})
 
 
-def _schedule(state: EmulatorState, resource: str, object_id: str | None, payload: dict[str, Any],
-              workspace: str | None) -> Response:
+def _schedule(
+    state: EmulatorState, resource: str, object_id: str | None, payload: dict[str, Any], workspace: str | None
+) -> Response:
     """Create (``object_id`` None) or change an object once a time or a request count is reached."""
     after_seconds = payload.pop("after_seconds", None)
     after_requests = payload.pop("after_requests", None)
     if object_id is None and "id" not in payload:
         payload["id"] = state.new_id(resource)
-    state.schedule_change(PendingChange(
-        resource,
-        object_id,
-        payload,
-        due_time=None if after_seconds is None else time.monotonic() + float(after_seconds),
-        due_request=None if after_requests is None else state.request_count + int(after_requests),
-        workspace=workspace,
-    ))
+    state.schedule_change(
+        PendingChange(
+            resource,
+            object_id,
+            payload,
+            due_time=None if after_seconds is None else time.monotonic() + float(after_seconds),
+            due_request=None if after_requests is None else state.request_count + int(after_requests),
+            workspace=workspace,
+        )
+    )
     return json_response(202, {"scheduled": True, "id": payload["id"]} if object_id is None else {"scheduled": True})

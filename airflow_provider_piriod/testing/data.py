@@ -48,16 +48,96 @@ LEGAL_FORMS = {
 }
 TLD = {"CL": "cl", "MX": "com.mx", "CO": "com.co"}
 CURRENCY = {"CL": "CLP", "MX": "MXN", "CO": "COP"}
-STREETS = ["Av. Providencia", "Calle Bandera", "Av. Reforma", "Calle 93", "Carrera 7", "Av. Insurgentes",
-           "Av. Apoquindo", "Calle Morelos", "Av. El Poblado", "Calle Merced", "Av. Libertador", "Calle Hidalgo"]
-ROOTS = ["Andes", "Pacífico", "Cordillera", "Austral", "Maipo", "Atacama", "Sierra Madre", "Azteca", "Caribe",
-         "Magdalena", "Llanos", "Araucaria", "Quetzal", "Cóndor", "Volcán", "Altiplano", "Laguna", "Nevado"]
-TRADES = ["Logística", "Alimentos", "Tecnología", "Servicios", "Consultores", "Comercial", "Distribuidora",
-          "Agrícola", "Constructora", "Transportes", "Inversiones", "Software", "Importadora", "Ingeniería"]
-FIRST_NAMES = ["Camila", "Sofía", "Valentina", "Mateo", "Benjamín", "Joaquín", "Isidora", "Tomás", "Lucía",
-               "Diego", "Fernanda", "Javier", "Mariana", "Santiago", "Daniela", "Andrés", "Gabriela", "Ximena"]
-LAST_NAMES = ["González", "Muñoz", "Rojas", "Hernández", "García", "Martínez", "López", "Pérez", "Rodríguez",
-              "Castillo", "Vargas", "Ramírez", "Torres", "Flores", "Morales", "Jiménez", "Silva", "Reyes"]
+STREETS = [
+    "Av. Providencia",
+    "Calle Bandera",
+    "Av. Reforma",
+    "Calle 93",
+    "Carrera 7",
+    "Av. Insurgentes",
+    "Av. Apoquindo",
+    "Calle Morelos",
+    "Av. El Poblado",
+    "Calle Merced",
+    "Av. Libertador",
+    "Calle Hidalgo",
+]
+ROOTS = [
+    "Andes",
+    "Pacífico",
+    "Cordillera",
+    "Austral",
+    "Maipo",
+    "Atacama",
+    "Sierra Madre",
+    "Azteca",
+    "Caribe",
+    "Magdalena",
+    "Llanos",
+    "Araucaria",
+    "Quetzal",
+    "Cóndor",
+    "Volcán",
+    "Altiplano",
+    "Laguna",
+    "Nevado",
+]
+TRADES = [
+    "Logística",
+    "Alimentos",
+    "Tecnología",
+    "Servicios",
+    "Consultores",
+    "Comercial",
+    "Distribuidora",
+    "Agrícola",
+    "Constructora",
+    "Transportes",
+    "Inversiones",
+    "Software",
+    "Importadora",
+    "Ingeniería",
+]
+FIRST_NAMES = [
+    "Camila",
+    "Sofía",
+    "Valentina",
+    "Mateo",
+    "Benjamín",
+    "Joaquín",
+    "Isidora",
+    "Tomás",
+    "Lucía",
+    "Diego",
+    "Fernanda",
+    "Javier",
+    "Mariana",
+    "Santiago",
+    "Daniela",
+    "Andrés",
+    "Gabriela",
+    "Ximena",
+]
+LAST_NAMES = [
+    "González",
+    "Muñoz",
+    "Rojas",
+    "Hernández",
+    "García",
+    "Martínez",
+    "López",
+    "Pérez",
+    "Rodríguez",
+    "Castillo",
+    "Vargas",
+    "Ramírez",
+    "Torres",
+    "Flores",
+    "Morales",
+    "Jiménez",
+    "Silva",
+    "Reyes",
+]
 MANAGERS = ["María Fuentes", "Pedro Soto", "Ana Cárdenas", "Luis Ortega", None]
 SEGMENTS = ["smb", "mid_market", "enterprise"]
 CHANNELS = ["web", "sales", "partner"]
@@ -99,7 +179,7 @@ def nit(rng: random.Random) -> str:
     """A Colombian NIT with the DIAN check digit."""
     number = str(rng.randint(800_000_000, 901_999_999))
     weights = [3, 7, 13, 17, 19, 23, 29, 37, 41, 43, 47, 53, 59, 67, 71]
-    total = sum(int(d) * w for d, w in zip(reversed(number), weights))
+    total = sum(int(d) * w for d, w in zip(reversed(number), weights, strict=False))
     remainder = total % 11
     return f"{number}-{remainder if remainder < 2 else 11 - remainder}"
 
@@ -173,8 +253,13 @@ def make_customer(rng: random.Random, *, test_mode: bool = False, created: datet
         "reference": f"ERP-{rng.randint(10000, 99999)}" if rng.random() < 0.5 else None,
         "tax_id": tax_id,
         "tax_settings": _tax_settings(rng, country),
-        "metadata": {"segment": rng.choice(SEGMENTS), "channel": rng.choice(CHANNELS), "crm_id": f"CRM-{rng.randint(1, 999999):06d}"}
-        if rng.random() < 0.85 else {},
+        "metadata": {
+            "segment": rng.choice(SEGMENTS),
+            "channel": rng.choice(CHANNELS),
+            "crm_id": f"CRM-{rng.randint(1, 999999):06d}",
+        }
+        if rng.random() < 0.85
+        else {},
         "send_invoices": rng.random() < 0.9,
         "send_collections": rng.random() < 0.75,
         "send_vouchers": rng.random() < 0.6,
@@ -194,8 +279,10 @@ def make_customer(rng: random.Random, *, test_mode: bool = False, created: datet
 
 def _tax_settings(rng: random.Random, country: str) -> dict[str, Any]:
     if country == "CL":
-        return {"activity": rng.choice(["Servicios informáticos", "Comercio al por mayor", "Transporte de carga"]),
-                "dte_type": rng.choice([33, 34])}
+        return {
+            "activity": rng.choice(["Servicios informáticos", "Comercio al por mayor", "Transporte de carga"]),
+            "dte_type": rng.choice([33, 34]),
+        }
     if country == "MX":
         return {"regime": rng.choice(["601", "603", "626"]), "cfdi_use": rng.choice(["G01", "G03", "S01"])}
     return {"person_type": "juridica", "fiscal_responsibility": rng.choice(["O-13", "O-15", "R-99-PN"])}

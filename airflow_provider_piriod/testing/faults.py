@@ -17,17 +17,17 @@ from airflow_provider_piriod.testing.jsontext import loads
 from airflow_provider_piriod.testing.responses import Response, json_response, start_message
 
 FAULT_KINDS = (
-    "status",          # answer with `status` (429 with Retry-After, 5xx with an HTML body, or any code)
-    "drop",            # send half the body, then close the connection
-    "slow_body",       # trickle the body one byte every `chunk_delay` s (gives up after `seconds`)
+    "status",  # answer with `status` (429 with Retry-After, 5xx with an HTML body, or any code)
+    "drop",  # send half the body, then close the connection
+    "slow_body",  # trickle the body one byte every `chunk_delay` s (gives up after `seconds`)
     "truncated_json",  # 200 with the first half of the real JSON, well framed
-    "invalid_json",    # 200 with an HTML body
-    "non_object",      # 200 with a JSON list instead of an object
-    "missing_results", # list page without its `results` key
-    "next_host",       # list page whose `next` points at another host (`host`, default elsewhere.invalid)
-    "next_scheme",     # list page whose `next` flips http <-> https
-    "next_loop",       # list page whose `next` points back at the same page
-    "redirect",        # 302 to the same path on another host (`host`, default elsewhere.invalid)
+    "invalid_json",  # 200 with an HTML body
+    "non_object",  # 200 with a JSON list instead of an object
+    "missing_results",  # list page without its `results` key
+    "next_host",  # list page whose `next` points at another host (`host`, default elsewhere.invalid)
+    "next_scheme",  # list page whose `next` flips http <-> https
+    "next_loop",  # list page whose `next` points back at the same page
+    "redirect",  # 302 to the same path on another host (`host`, default elsewhere.invalid)
 )
 REPLACING_KINDS = ("status", "invalid_json", "non_object", "redirect")  # answered without serving the request
 PAGE_KINDS = ("missing_results", "next_host", "next_scheme", "next_loop")
@@ -41,13 +41,13 @@ class DropConnection(Exception):
 @dataclass
 class Fault:
     kind: str
-    path: str | None = None          # exact path, or a prefix when it ends with "*"
-    query: str | None = None         # parameters the request must carry, e.g. "page=3"
-    nth: int | None = None           # the Nth API request since start or reset (1-based)
-    times: int | None = 1            # how many requests it hits; None = every matching one
+    path: str | None = None  # exact path, or a prefix when it ends with "*"
+    query: str | None = None  # parameters the request must carry, e.g. "page=3"
+    nth: int | None = None  # the Nth API request since start or reset (1-based)
+    times: int | None = 1  # how many requests it hits; None = every matching one
     status: int = 503
-    retry_after: str | None = None   # Retry-After header value for status faults
-    body: str | None = None          # body override for status faults
+    retry_after: str | None = None  # Retry-After header value for status faults
+    body: str | None = None  # body override for status faults
     chunk_delay: float = 0.2
     seconds: float = 30.0
     host: str = "elsewhere.invalid"  # where next_host and redirect faults point
@@ -126,7 +126,7 @@ async def send_slowly(send: Callable, receive: Callable, response: Response, fau
         for index in range(len(response.body)):
             if gone.done() or time.monotonic() > stop:
                 raise DropConnection("slow body abandoned")
-            await send({"type": "http.response.body", "body": response.body[index:index + 1], "more_body": True})
+            await send({"type": "http.response.body", "body": response.body[index : index + 1], "more_body": True})
             await asyncio.sleep(fault.chunk_delay)
         await send({"type": "http.response.body", "body": b""})
     finally:

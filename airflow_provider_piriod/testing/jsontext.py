@@ -49,8 +49,5 @@ def _exact(value: Any) -> str:
 
 def _key(key: Any) -> str:
     """Object keys the way ``json.dumps`` writes them (numbers, booleans and None become strings)."""
-    if isinstance(key, bool):
-        text = "true" if key else "false"
-    else:
-        text = "null" if key is None else str(key)
+    text = ("true" if key else "false") if isinstance(key, bool) else "null" if key is None else str(key)
     return json.dumps(text, ensure_ascii=False)

@@ -48,8 +48,9 @@ class Mint:
         return self.rng.choices(list(table), weights=list(table.values()))[0]
 
     def moment_after(self, start: datetime, max_days: float) -> datetime:
-        return start + timedelta(seconds=self.rng.randint(60, max(61, int(max_days * 86_400))),
-                                 microseconds=self.rng.randint(0, 999_999))
+        return start + timedelta(
+            seconds=self.rng.randint(60, max(61, int(max_days * 86_400))), microseconds=self.rng.randint(0, 999_999)
+        )
 
 
 def stamps(shape: str, country: str, *moments: datetime | None) -> list[str | None]:

@@ -34,6 +34,7 @@ def piriod_emulator(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPa
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
-        "markers", "piriod_emulator(**options): options for the piriod_emulator fixture "
-        "(customers, seed, latency_ms, products, invoices_per_customer)"
+        "markers",
+        "piriod_emulator(**options): options for the piriod_emulator fixture "
+        "(customers, seed, latency_ms, products, invoices_per_customer)",
     )

@@ -39,7 +39,7 @@ async def send_response(send: Callable, response: Response) -> None:
 
 
 async def read_body(receive: Callable) -> bytes:
-    chunks = []
+    chunks: list[bytes] = []
     while True:
         message = await receive()
         if message["type"] != "http.request":

@@ -11,10 +11,13 @@ import subprocess
 import sys
 import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import requests
+
+if TYPE_CHECKING:
+    import uvicorn
 
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 10.0
@@ -40,7 +43,7 @@ def bind_loopback(port: int = 0, host: str = "127.0.0.1") -> socket.socket:
     return sock
 
 
-def make_server(state: Any, sock: socket.socket):
+def make_server(state: Any, sock: socket.socket) -> uvicorn.Server:
     """A uvicorn server for ``state`` on ``sock`` (uvloop and httptools when installed)."""
     import uvicorn
 
@@ -88,12 +91,19 @@ class PiriodEmulator:
         products: int = 6,
         invoices_per_customer: int = 3,
     ) -> None:
-        self.options = {"customers": customers, "seed": seed, "latency_ms": latency_ms, "rate_limit": rate_limit,
-                        "token": token, "workspace": workspace, "products": products,
-                        "invoices_per_customer": invoices_per_customer}
+        self.options: dict[str, Any] = {
+            "customers": customers,
+            "seed": seed,
+            "latency_ms": latency_ms,
+            "rate_limit": rate_limit,
+            "token": token,
+            "workspace": workspace,
+            "products": products,
+            "invoices_per_customer": invoices_per_customer,
+        }
         self._port = port
         self._in_process = in_process
-        self._server = None
+        self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
         self._process: subprocess.Popen | None = None
         self._http = requests.Session()
@@ -148,9 +158,7 @@ class PiriodEmulator:
         state = EmulatorState(**self.options)
         sock = bind_loopback(self._port)
         self._server = make_server(state, sock)
-        self._thread = threading.Thread(
-            target=self._server.run, args=([sock],), name="piriod-emulator", daemon=True
-        )
+        self._thread = threading.Thread(target=self._server.run, args=([sock],), name="piriod-emulator", daemon=True)
         self._thread.start()
         deadline = time.monotonic() + START_TIMEOUT
         while not self._server.started:
@@ -161,17 +169,35 @@ class PiriodEmulator:
         self.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
 
     def _start_process(self) -> None:
-        command = [sys.executable, "-m", "airflow_provider_piriod.testing.cli", "--port", str(self._port),
-                   "--customers", str(self.options["customers"]), "--seed", str(self.options["seed"]),
-                   "--latency-ms", str(self.options["latency_ms"]), "--rate-limit", str(self.options["rate_limit"]),
-                   "--products", str(self.options["products"]),
-                   "--invoices-per-customer", str(self.options["invoices_per_customer"])]
+        command = [
+            sys.executable,
+            "-m",
+            "airflow_provider_piriod.testing.cli",
+            "--port",
+            str(self._port),
+            "--customers",
+            str(self.options["customers"]),
+            "--seed",
+            str(self.options["seed"]),
+            "--latency-ms",
+            str(self.options["latency_ms"]),
+            "--rate-limit",
+            str(self.options["rate_limit"]),
+            "--products",
+            str(self.options["products"]),
+            "--invoices-per-customer",
+            str(self.options["invoices_per_customer"]),
+        ]
         if self.options["token"]:
             command += ["--token", self.options["token"]]
         if self.options["workspace"]:
             command += ["--workspace", self.options["workspace"]]
         self._process = subprocess.Popen(
-            command, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"}
+            command,
+            stdout=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
         found: list[str] = []
         reader = threading.Thread(target=self._read_ready_line, args=(found,), daemon=True)
@@ -207,7 +233,9 @@ class PiriodEmulator:
     def _control(self, method: str, route: str, payload: Any = None, **params: Any) -> Any:
         if not self.url:
             raise RuntimeError("the Piriod emulator is not running; use it inside `with PiriodEmulator() as ...`")
-        response = self._http.request(method, f"{self.url}/__emulator__/{route}", json=payload, params=params, timeout=30)
+        response = self._http.request(
+            method, f"{self.url}/__emulator__/{route}", json=payload, params=params, timeout=30
+        )
         if response.status_code >= 400:
             raise RuntimeError(f"emulator control {method} {route}: {response.status_code} {response.text}")
         return response.json()
@@ -293,8 +321,14 @@ class PiriodEmulator:
         if not self.url:
             raise RuntimeError("the Piriod emulator is not running; use it inside `with PiriodEmulator() as ...`")
         body = None if payload is None else dumps_bytes(payload)
-        response = self._http.request(method, f"{self.url}/__emulator__/{route}", data=body, params=params,
-                                      headers={"Content-Type": "application/json"}, timeout=30)
+        response = self._http.request(
+            method,
+            f"{self.url}/__emulator__/{route}",
+            data=body,
+            params=params,
+            headers={"Content-Type": "application/json"},
+            timeout=30,
+        )
         if response.status_code >= 400:
             raise RuntimeError(f"emulator control {method} {route}: {response.status_code} {response.text}")
         return loads(response.content)

@@ -12,6 +12,7 @@ import itertools
 import random
 import time
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from decimal import Decimal
@@ -36,8 +37,13 @@ DEFAULT_PRODUCTS = 6
 DEFAULT_INVOICES_PER_CUSTOMER = 3
 FOREIGN_CUSTOMERS = 5
 # The status an object created through the control API starts in, unless the fields say otherwise.
-NEW_OBJECT_STATUS = {"invoices": "finalized", "payments": "succeeded", "subscriptions": "active",
-                     "creditnotes": "finalized", "payment-receipts": "finalized"}
+NEW_OBJECT_STATUS = {
+    "invoices": "finalized",
+    "payments": "succeeded",
+    "subscriptions": "active",
+    "creditnotes": "finalized",
+    "payment-receipts": "finalized",
+}
 # What a created object falls back to when the parent it names does not exist.
 STAND_INS: dict[str, dict[str, Any]] = {
     "customers": {"currency": "CLP", "status": "active"},
@@ -45,10 +51,15 @@ STAND_INS: dict[str, dict[str, Any]] = {
     "payments": {"currency": "CLP", "amount": Decimal(0), "customer": None, "date": None},
     "products": {"status": "active"},
 }
-PARENT = {"contacts": ("customers", "customer"), "invoices": ("customers", "customer"),
-          "subscriptions": ("customers", "customer"), "payments": ("invoices", "invoice"),
-          "creditnotes": ("invoices", "invoice"), "plans": ("products", "product"),
-          "payment-receipts": ("payments", "payment")}
+PARENT = {
+    "contacts": ("customers", "customer"),
+    "invoices": ("customers", "customer"),
+    "subscriptions": ("customers", "customer"),
+    "payments": ("invoices", "invoice"),
+    "creditnotes": ("invoices", "invoice"),
+    "plans": ("products", "product"),
+    "payment-receipts": ("payments", "payment"),
+}
 SNAPSHOT_FIELDS = ("id", "name", "email", "currency", "country", "status", "sources", "test_mode", "created")
 
 
@@ -89,6 +100,7 @@ class TokenBucket:
     def take(self) -> float:
         """0 if the request may pass, else seconds until it could."""
         now = time.monotonic()
+        assert self.burst is not None  # set by __post_init__
         self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
         self.stamp = now
         if self.tokens >= 1:
@@ -129,14 +141,19 @@ class EmulatorState:
         self._products = products
         self._invoices_per_customer = invoices_per_customer
         self._rng = random.Random(f"later-{seed}")
-        self._integer_ids = {"creditnotes": itertools.count(1), "payment-receipts": itertools.count(1)}
+        self._integer_ids: dict[str, Iterator[int]] = {
+            "creditnotes": itertools.count(1),
+            "payment-receipts": itertools.count(1),
+        }
         self._mints: dict[str, Mint] = {}
         self.collections = {name: Collection(spec) for name, spec in RESOURCES.items()}
         self.collections["products"].expand = self._with_plans
         self._records = self.collections["customers"].records  # the customers by id, as older callers knew them
         self._unbilled: list[tuple[str, list[dict[str, Any]]]] | None = []
-        for owner, seed_value, count in ((self.workspace, seed, customers),
-                                         (self.other_workspace, seed + 1_000_003, FOREIGN_CUSTOMERS)):
+        for owner, seed_value, count in (
+            (self.workspace, seed, customers),
+            (self.other_workspace, seed + 1_000_003, FOREIGN_CUSTOMERS),
+        ):
             group = make_customers(count, seed_value)
             for record in group:
                 self._add_customer(record, owner)
@@ -154,8 +171,13 @@ class EmulatorState:
         unbilled, self._unbilled = self._unbilled or [], None
         for index, (owner, customers) in enumerate(unbilled):
             mint = self._mints[owner] = Mint(random.Random(f"billing-{self._seed}-{index}"), self._integer_ids)
-            made = make_billing(mint, customers, products=self._products,
-                                invoices_per_customer=self._invoices_per_customer, big_total=owner == self.workspace)
+            made = make_billing(
+                mint,
+                customers,
+                products=self._products,
+                invoices_per_customer=self._invoices_per_customer,
+                big_total=owner == self.workspace,
+            )
             for resource, records in made.items():
                 for record in records:
                     self.collections[resource].add(record, owner)
@@ -173,15 +195,21 @@ class EmulatorState:
     def record_json(self, customer_id: str) -> bytes:
         return self.collections["customers"].record_json(customer_id)
 
-    def records(self, resource: str = "customers", *, workspace: str | None = None,
-                test_mode: bool = False) -> list[dict[str, Any]]:
+    def records(
+        self, resource: str = "customers", *, workspace: str | None = None, test_mode: bool = False
+    ) -> list[dict[str, Any]]:
         """Every record of ``resource`` in a workspace and mode, as the API shows it, in creation order."""
         collection = self.collection(resource)
         return [collection.shown(r) for r in collection.of(workspace or self.workspace, test_mode)]
 
     def counts(self) -> dict[str, dict[str, int]]:
-        return {name: {"live": len(self.collection(name).of(self.workspace, False)),
-                       "test_mode": len(self.collection(name).of(self.workspace, True))} for name in RESOURCES}
+        return {
+            name: {
+                "live": len(self.collection(name).of(self.workspace, False)),
+                "test_mode": len(self.collection(name).of(self.workspace, True)),
+            }
+            for name in RESOURCES
+        }
 
     def create_customer(self, fields: dict[str, Any], *, workspace: str | None = None) -> dict[str, Any]:
         """A new customer created now (as a signup flow would), with ``fields`` laid over generated data."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -69,8 +69,11 @@ class Collection:
 
     def of(self, workspace: str, test_mode: bool) -> list[dict[str, Any]]:
         """The records of one workspace and mode, in insertion order."""
-        return [record for key, record in self.records.items()
-                if self.owner[key] == workspace and record.get("test_mode") == test_mode]
+        return [
+            record
+            for key, record in self.records.items()
+            if self.owner[key] == workspace and record.get("test_mode") == test_mode
+        ]
 
     def listing(self, workspace: str, test_mode: bool, params: list[tuple[str, str]]) -> list[str]:
         """Keys matching the filters in ``params``, ordered; raises :class:`InvalidFilter` for a bad value."""
@@ -89,8 +92,10 @@ class Collection:
             if built is not None:
                 filters.append(built)
         keys = [
-            k for k, record in self.records.items()
-            if self.owner[k] == workspace and record.get("test_mode") == test_mode
+            k
+            for k, record in self.records.items()
+            if self.owner[k] == workspace
+            and record.get("test_mode") == test_mode
             and all(check(record) for check in filters)
         ]
         self._order(keys, ordering)
@@ -148,8 +153,13 @@ def _number(text: str) -> Decimal | None:
 
 
 def _compare(lookup: str, bound: Any) -> Callable[[Any], bool]:
-    return {"gte": lambda a: a >= bound, "lte": lambda a: a <= bound, "gt": lambda a: a > bound,
-            "lt": lambda a: a < bound, "": lambda a: a == bound}[lookup]
+    return {
+        "gte": lambda a: a >= bound,
+        "lte": lambda a: a <= bound,
+        "gt": lambda a: a > bound,
+        "lt": lambda a: a < bound,
+        "": lambda a: a == bound,
+    }[lookup]
 
 
 def build_filter(spec: ResourceSpec, name: str, value: str) -> Predicate | None:
@@ -158,7 +168,7 @@ def build_filter(spec: ResourceSpec, name: str, value: str) -> Predicate | None:
         needle = value.lower()
         return lambda r: any(needle in str(r.get(f) or "").lower() for f in spec.search)
     if name.startswith("metadata__") and len(name) > len("metadata__"):
-        key = name[len("metadata__"):]
+        key = name[len("metadata__") :]
         return lambda r: _same((r.get("metadata") or {}).get(key), value)
     base, _, lookup = name.partition("__")
     if lookup in RANGE_LOOKUPS and base in spec.timestamps + spec.dates + spec.numbers:
@@ -168,6 +178,7 @@ def build_filter(spec: ResourceSpec, name: str, value: str) -> Predicate | None:
     if base in spec.derived:
         extract = spec.derived[base]
     elif base in spec.exact:
+
         def extract(record: dict[str, Any]) -> Any:
             return record.get(base)
     else:
@@ -180,13 +191,16 @@ def build_filter(spec: ResourceSpec, name: str, value: str) -> Predicate | None:
 
 def _range_filter(spec: ResourceSpec, name: str, base: str, lookup: str, value: str) -> Predicate:
     """``field__gte`` and friends for timestamps (as instants), dates and money."""
+    parse: Callable[[Any], date | Decimal | None]  # a datetime is a date
     if base in spec.timestamps:
         parse, message = parse_moment, "Enter a valid date/time."
     elif base in spec.dates:
         parse, message = parse_day, "Enter a valid date."
     else:
+
         def parse(text: Any) -> Decimal | None:
             return _number(str(text)) if isinstance(text, (str, int, float, Decimal)) else None
+
         message = "Enter a number."
     bound = parse(value)
     if bound is None:
@@ -196,4 +210,5 @@ def _range_filter(spec: ResourceSpec, name: str, base: str, lookup: str, value: 
     def check(record: dict[str, Any]) -> bool:
         actual = parse(record.get(base))
         return actual is not None and compare(actual)
+
     return check

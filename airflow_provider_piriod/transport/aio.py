@@ -46,8 +46,12 @@ class AsyncPiriodTransport:
 
         settings = self.settings
         self._client = httpx.AsyncClient(
-            headers={**settings.headers, "Authorization": settings.authorization,
-                     "User-Agent": f"airflow-provider-piriod/{__version__}", "Accept-Encoding": ACCEPT_ENCODING},
+            headers={
+                **settings.headers,
+                "Authorization": settings.authorization,
+                "User-Agent": f"airflow-provider-piriod/{__version__}",
+                "Accept-Encoding": ACCEPT_ENCODING,
+            },
             timeout=httpx.Timeout(settings.timeout),
             follow_redirects=False,
             # proxies from the environment, except for a plain-http API: the token would reach them in clear text
@@ -76,9 +80,11 @@ class AsyncPiriodTransport:
         """Every object of the list, each once, following ``next`` on the configured origin and path only."""
         async with self._calling(resource.name) as call:
             walk = PageWalk(self.settings.base_url, resource.path, resource.label, self.settings.token)
+            page: dict[str, Any] | None  # None after the last page
             page = await self._get_page(self._url(resource.path), call, params)
             walk.mark_read(params)
             walk.first(page, int(params["page_size"]))
+            assert walk.max_pages is not None  # set by first()
             call.expect(page["count"], walk.max_pages - EXTRA_PAGES)
             while page is not None:
                 new = walk.fresh(page)
@@ -106,7 +112,7 @@ class AsyncPiriodTransport:
         while True:
             try:
                 result = await self._send(url, params)
-            except TRANSIENT_ERRORS as exc:  # noqa: PERF203 - a retry loop
+            except TRANSIENT_ERRORS as exc:
                 scrub(exc, self.settings.token)  # it is about to be logged
                 throttled = isinstance(exc, PiriodRateLimitError)
                 failures, throttles = failures + (not throttled), throttles + throttled
@@ -137,9 +143,14 @@ class AsyncPiriodTransport:
     async def _read(self, url: str, params: Mapping[str, str] | None, method: str, path: str, deadline: float):
         settings = self.settings
         async with self._client.stream(method, url, params=params) as response:
-            budget = BodyBudget(limit=settings.max_response_bytes, timeout=settings.timeout,
-                                deadline=deadline, method=method, path=path,
-                                status=response.status_code)
+            budget = BodyBudget(
+                limit=settings.max_response_bytes,
+                timeout=settings.timeout,
+                deadline=deadline,
+                method=method,
+                path=path,
+                status=response.status_code,
+            )
             budget.check_declared(response.headers.get("content-length"))
             decoder = BodyDecoder(response.headers.get("content-encoding"), budget)
             async for chunk in response.aiter_raw():  # raw: httpx would decode whole chunks, unbounded
@@ -150,12 +161,16 @@ class AsyncPiriodTransport:
     async def _calling(self, what: str) -> AsyncIterator[Call]:
         """One hook call: its retry and rate-limit bookkeeping, and every Piriod error scrubbed on the way out."""
         settings = self.settings
-        call = Call(self.log, what, max_retries=settings.max_retries, rate_limit_wait=settings.rate_limit_wait,
-                    delay=self._retry_delay)
+        call = Call(
+            self.log,
+            what,
+            max_retries=settings.max_retries,
+            rate_limit_wait=settings.rate_limit_wait,
+            delay=self._retry_delay,
+        )
         try:
             yield call
         except PiriodError as exc:
             raise scrub(exc, settings.token) from exc.__cause__
         finally:
             call.finish()
-

@@ -65,7 +65,7 @@ def scrub(exc: PiriodError, secrets: str | Iterable[str]) -> PiriodError:
     if exc.detail is not None:
         exc.detail = _clean(exc.detail, secrets, MAX_DETAIL_CHARS)
     errors = getattr(exc, "errors", None)
-    if isinstance(errors, dict):
+    if isinstance(exc, PiriodValidationError) and isinstance(errors, dict):  # only it carries ``errors``
         exc.errors = {
             _clean(field, secrets, MAX_ERROR_CHARS): [_clean(m, secrets, MAX_ERROR_CHARS) for m in messages[:10]]
             for field, messages in list(errors.items())[:MAX_ERROR_FIELDS]
@@ -77,7 +77,12 @@ def scrub(exc: PiriodError, secrets: str | Iterable[str]) -> PiriodError:
 
 
 def answer_json(
-    method: str, path: str, status: int, reason: str, body: bytes, headers: Mapping[str, str],
+    method: str,
+    path: str,
+    status: int,
+    reason: str,
+    body: bytes,
+    headers: Mapping[str, str],
     secrets: str | Iterable[str] = (),
 ) -> Any:
     """The JSON of a 2xx answer, or the typed error of any other: the last step of every attempt."""
@@ -91,6 +96,7 @@ def answer_json(
 
 def decode_json(body: bytes, method: str, path: str, status: int, secrets: str | Iterable[str] = ()) -> Any:
     """The JSON of a 2xx body, money exact; an undecodable body is a (retried) PiriodDecodeError."""
+    error: type[PiriodResponseError]
     try:
         return jsoncodec.loads(body)
     except (json.JSONDecodeError, UnicodeDecodeError):
@@ -100,7 +106,9 @@ def decode_json(body: bytes, method: str, path: str, status: int, secrets: str |
     raise error(
         f"Piriod {method} {path} returned {status} with a body that is {reason} "
         f"({len(body)} bytes, starts {snippet(body, secrets)!r})",
-        status_code=status, method=method, path=path,
+        status_code=status,
+        method=method,
+        path=path,
     )
 
 
@@ -108,7 +116,8 @@ def check_object(data: Any, method: str, path: str) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise PiriodResponseError(
             f"Piriod {method} {path} returned JSON {type(data).__name__}, expected an object",
-            method=method, path=path,
+            method=method,
+            path=path,
         )
     return data
 
@@ -120,7 +129,9 @@ def check_requested_object(data: Any, object_id: str, label: str, path: str) -> 
     if isinstance(returned, bool) or not isinstance(returned, (str, int)) or str(returned) != object_id:
         raise PiriodResponseError(
             f"Piriod GET {path} answered with another {label} than the {object_id!r} asked for, id "
-            f"{str(returned)!r}; refusing to return it under the id asked for", method="GET", path=path,
+            f"{str(returned)!r}; refusing to return it under the id asked for",
+            method="GET",
+            path=path,
         )
     return obj
 
@@ -129,12 +140,12 @@ def check_page(data: Any, method: str, path: str) -> dict[str, Any]:
     """A list answer must be Piriod's envelope: an object with a ``results`` list and an integer ``count``."""
     page = check_object(data, method, path)
     count = page.get("count")
-    if not isinstance(page.get("results"), list) or not isinstance(count, int) or isinstance(count, bool) \
-            or count < 0:
+    if not isinstance(page.get("results"), list) or not isinstance(count, int) or isinstance(count, bool) or count < 0:
         raise PiriodResponseError(
             f"Piriod {method} {path} returned an object without a 'results' list and a 'count' "
             f"(keys: {sorted(map(str, page))[:10]})",
-            method=method, path=path,
+            method=method,
+            path=path,
         )
     return page
 
@@ -171,23 +182,31 @@ def error_from_response(
     if status < 200:
         return PiriodResponseError(f"{text}; an interim answer where a final one was due", **kwargs)
     if 300 <= status < 400:
-        return PiriodResponseError(f"{text}; redirects are not followed (Location points to "
-                                   f"{_location_host(headers.get('Location', ''))})", **kwargs)
+        return PiriodResponseError(
+            f"{text}; redirects are not followed (Location points to {_location_host(headers.get('Location', ''))})",
+            **kwargs,
+        )
     return PiriodError(text, **kwargs)
 
 
 def network_error(method: str, path: str, exc: BaseException, secrets: str | Iterable[str] = ()) -> PiriodNetworkError:
     return PiriodNetworkError(
-        _clean(f"Piriod {method} {path} failed before a complete answer arrived: {type(exc).__name__}: {exc}",
-               secrets_of(secrets), MAX_MESSAGE_CHARS),
-        method=method, path=path,
+        _clean(
+            f"Piriod {method} {path} failed before a complete answer arrived: {type(exc).__name__}: {exc}",
+            secrets_of(secrets),
+            MAX_MESSAGE_CHARS,
+        ),
+        method=method,
+        path=path,
     )
 
 
 def deadline_error(method: str, path: str, timeout: float, status: int | None = None) -> PiriodNetworkError:
     return PiriodNetworkError(
         f"Piriod {method} {path}: answer not complete within the {timeout:g} s deadline",
-        status_code=status, method=method, path=path,
+        status_code=status,
+        method=method,
+        path=path,
     )
 
 
@@ -214,8 +233,9 @@ def _explain(body: bytes, secrets: tuple[str, ...]) -> tuple[str | None, dict[st
     if isinstance(data, dict):
         if isinstance(data.get("detail"), str):
             return _clean(data["detail"], secrets, MAX_MESSAGE_CHARS), {}
-        errors = {_clean(k, secrets, MAX_ERROR_CHARS): _messages(v, secrets)
-                  for k, v in list(data.items())[:MAX_ERROR_FIELDS]}
+        errors = {
+            _clean(k, secrets, MAX_ERROR_CHARS): _messages(v, secrets) for k, v in list(data.items())[:MAX_ERROR_FIELDS]
+        }
         text = "; ".join(f"{k}: {' '.join(v)}" for k, v in errors.items())
         return text[:MAX_MESSAGE_CHARS] or None, errors
     if isinstance(data, list):
@@ -229,8 +249,11 @@ def _messages(value: Any, secrets: tuple[str, ...], depth: int = 0) -> list[str]
     if isinstance(value, list):
         return [m for item in value[:20] for m in _messages(item, secrets, depth + 1)]
     if isinstance(value, dict):
-        return [f"{_clean(k, secrets, MAX_ERROR_CHARS)}: {m}" for k, v in list(value.items())[:20]
-                for m in _messages(v, secrets, depth + 1)]
+        return [
+            f"{_clean(k, secrets, MAX_ERROR_CHARS)}: {m}"
+            for k, v in list(value.items())[:20]
+            for m in _messages(v, secrets, depth + 1)
+        ]
     return [_clean(value, secrets, MAX_ERROR_CHARS)]
 
 

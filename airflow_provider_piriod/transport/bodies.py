@@ -39,7 +39,10 @@ class BodyBudget:
         if len(lengths) != 1 or not all(n.isascii() and n.isdigit() for n in lengths):
             raise PiriodResponseError(
                 f"Piriod {self.method} {self.path}: the answer's Content-Length is not a length "
-                f"({content_length[:20]!r})", status_code=self.status, method=self.method, path=self.path,
+                f"({content_length[:20]!r})",
+                status_code=self.status,
+                method=self.method,
+                path=self.path,
             )
         if int(lengths.pop()) > self.limit:
             raise self._too_large(f"answer of {int(content_length.split(',')[0])} bytes")
@@ -64,7 +67,9 @@ class BodyBudget:
         return PiriodResponseError(
             f"Piriod {self.method} {self.path}: {what} exceeds the {self.limit}-byte limit "
             "(connection extra max_response_bytes)",
-            status_code=self.status, method=self.method, path=self.path,
+            status_code=self.status,
+            method=self.method,
+            path=self.path,
         )
 
 
@@ -99,7 +104,9 @@ class BodyDecoder:
         if self._coding is not None and (self._inflater is None or not self._inflater.eof) and self._budget.raw:
             raise PiriodDecodeError(
                 f"Piriod {self._budget.method} {self._budget.path}: the {self._coding} body ends before its end marker",
-                status_code=self._budget.status, method=self._budget.method, path=self._budget.path,
+                status_code=self._budget.status,
+                method=self._budget.method,
+                path=self._budget.path,
             )
         return b"".join(self._parts)
 
@@ -135,5 +142,9 @@ class BodyDecoder:
 
     def _error(self, what: str) -> PiriodResponseError:
         budget = self._budget
-        return PiriodResponseError(f"Piriod {budget.method} {budget.path}: {what}",
-                                   status_code=budget.status, method=budget.method, path=budget.path)
+        return PiriodResponseError(
+            f"Piriod {budget.method} {budget.path}: {what}",
+            status_code=budget.status,
+            method=budget.method,
+            path=budget.path,
+        )

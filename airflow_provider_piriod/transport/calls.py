@@ -24,8 +24,9 @@ _NO_ADVICE = Exception("no Retry-After")  # asks the backoff for its own delay
 class Call:
     """Shared by every request (and thread) of one hook call; thread-safe."""
 
-    def __init__(self, log: Any, what: str, *, max_retries: int, rate_limit_wait: float,
-                 delay: Callable[[int, Exception], float]) -> None:
+    def __init__(
+        self, log: Any, what: str, *, max_retries: int, rate_limit_wait: float, delay: Callable[[int, Exception], float]
+    ) -> None:
         self.log, self.what = log, what
         self.max_retries, self.rate_limit_wait = max_retries, rate_limit_wait
         self._delay = delay
@@ -62,11 +63,22 @@ class Call:
             self.retries += 1
             first = self.retries == 1
         if first:
-            self.log.warning("Piriod request attempt %d of %d failed (%s); retrying in %.2f s (further retries of "
-                             "this call are logged at DEBUG)", failures, self.max_retries + 1, exc, delay)
+            self.log.warning(
+                "Piriod request attempt %d of %d failed (%s); retrying in %.2f s (further retries of "
+                "this call are logged at DEBUG)",
+                failures,
+                self.max_retries + 1,
+                exc,
+                delay,
+            )
         else:
-            self.log.debug("Piriod request attempt %d of %d failed (%s); retrying in %.2f s",
-                           failures, self.max_retries + 1, exc, delay)
+            self.log.debug(
+                "Piriod request attempt %d of %d failed (%s); retrying in %.2f s",
+                failures,
+                self.max_retries + 1,
+                exc,
+                delay,
+            )
         return delay
 
     def _rate_limited(self, exc: PiriodRateLimitError, delay: float, pace: float | None) -> None:
@@ -77,7 +89,10 @@ class Call:
                 raise PiriodRateLimitError(
                     f"{exc}; still rate-limited after waiting {stuck:.1f} s with no request of this call getting "
                     f"through (connection extra rate_limit_wait = {self.rate_limit_wait:g} s)",
-                    retry_after=exc.retry_after, status_code=exc.status_code, detail=exc.detail, method=exc.method,
+                    retry_after=exc.retry_after,
+                    status_code=exc.status_code,
+                    detail=exc.detail,
+                    method=exc.method,
                     path=exc.path,
                 ) from None
             self.throttled += 1
@@ -88,11 +103,21 @@ class Call:
                 self._next_throttle_report = now + REPORT_EVERY
         speed = f"; pacing at about {pace:.1f} requests/s" if pace else ""
         if first:
-            self.log.warning("Piriod is rate-limiting %s (429): waiting as told and slowing down%s; a summary "
-                             "follows at most every %.0f s", self.what, speed, REPORT_EVERY)
+            self.log.warning(
+                "Piriod is rate-limiting %s (429): waiting as told and slowing down%s; a summary "
+                "follows at most every %.0f s",
+                self.what,
+                speed,
+                REPORT_EVERY,
+            )
         elif report:
-            self.log.warning("Piriod is still rate-limiting %s: %d requests throttled in the last %.0f s%s",
-                             self.what, count, REPORT_EVERY, speed)
+            self.log.warning(
+                "Piriod is still rate-limiting %s: %d requests throttled in the last %.0f s%s",
+                self.what,
+                count,
+                REPORT_EVERY,
+                speed,
+            )
         self.log.debug("Piriod answered 429 (%s); waiting %.2f s", exc, delay)
 
     def succeeded(self) -> None:
@@ -118,16 +143,27 @@ class Call:
         of_pages = f" ({pages_done} of {self.total_pages} pages)" if self.total_pages else ""
         if self.total:
             left = max(self.total - done, 0) / rate if rate else float("inf")
-            self.log.info("Read %d of %d %s%s at %.0f/s; about %s to go", done, self.total, self.what, of_pages, rate,
-                          _duration(left))
+            self.log.info(
+                "Read %d of %d %s%s at %.0f/s; about %s to go",
+                done,
+                self.total,
+                self.what,
+                of_pages,
+                rate,
+                _duration(left),
+            )
         else:
             self.log.info("Read %d %s%s at %.0f/s", done, self.what, of_pages, rate)
 
     def finish(self) -> None:
         """The closing summary: only when something worth saying happened."""
         if self.throttled:
-            self.log.warning("Piriod rate limiting of %s is over: %d requests were throttled in %s",
-                             self.what, self.throttled, _duration(time.monotonic() - self.started))
+            self.log.warning(
+                "Piriod rate limiting of %s is over: %d requests were throttled in %s",
+                self.what,
+                self.throttled,
+                _duration(time.monotonic() - self.started),
+            )
         if self.retries > 1:
             self.log.info("Piriod: %d requests of %s were retried after transient failures", self.retries, self.what)
 

@@ -30,7 +30,9 @@ def pages_for(count: int, page_size: int) -> int:
 def _refuse(path: str, why: str) -> PiriodResponseError:
     return PiriodResponseError(
         f"Piriod GET {path}: refusing to follow 'next' ({why}); the token is only sent to the configured "
-        "host, for the list being read", method="GET", path=path,
+        "host, for the list being read",
+        method="GET",
+        path=path,
     )
 
 
@@ -39,8 +41,10 @@ def follow_next(link: Any, base_url: str, listed_path: str, secrets: str | Itera
     if not isinstance(link, str):
         raise _refuse(listed_path, f"it is a JSON {type(link).__name__}, not a URL")
     if len(link) > MAX_LINK_CHARS or _UNSAFE_IN_URL.search(link):
-        raise _refuse(listed_path, "it holds characters a URL cannot carry: whitespace, control characters "
-                                   "or backslashes, or it is too long")
+        raise _refuse(
+            listed_path,
+            "it holds characters a URL cannot carry: whitespace, control characters or backslashes, or it is too long",
+        )
     if redact(link, secrets) != link:
         raise _refuse(listed_path, "it carries the API token, which must never travel in a URL")
     base = urlsplit(base_url)
@@ -112,7 +116,9 @@ class PageWalk:
         if not new and page.get("next"):
             raise PiriodResponseError(
                 f"Piriod GET {self.path}: a page brought no {self.label} not already read but claims more pages; "
-                "refusing to read without end", method="GET", path=self.path,
+                "refusing to read without end",
+                method="GET",
+                path=self.path,
             )
         return new
 
@@ -122,12 +128,15 @@ class PageWalk:
         url = follow_next(page["next"], self.base_url, self.path, self.secrets)
         key = _page_key(url)
         if key in self.seen_pages:
-            raise PiriodResponseError(f"Piriod GET {self.path}: 'next' points back to a page already read",
-                                      method="GET", path=self.path)
+            raise PiriodResponseError(
+                f"Piriod GET {self.path}: 'next' points back to a page already read", method="GET", path=self.path
+            )
         if self.max_pages is not None and self.pages >= self.max_pages:
             raise PiriodResponseError(
                 f"Piriod GET {self.path}: more pages than its count allows ({self.max_pages}); "
-                "refusing to read without end", method="GET", path=self.path,
+                "refusing to read without end",
+                method="GET",
+                path=self.path,
             )
         self.seen_pages.add(key)
         return url
@@ -146,7 +155,9 @@ class PageWalk:
             ended = f"page {self.gone} answered 404" if self.gone else f"the pages ended after {self.yielded}"
             raise PiriodResponseError(
                 f"Piriod GET {self.path}: {ended} although {fresh_count} {self.label}s match; refusing to return a "
-                "partial list", method="GET", path=self.path,
+                "partial list",
+                method="GET",
+                path=self.path,
             )
         log.info("Piriod's list at %s shrank from %d to %d while it was read", self.path, self.count, fresh_count)
 
@@ -154,7 +165,9 @@ class PageWalk:
         if self.duplicates:
             log.warning(
                 "Skipped %d %ss already returned by an earlier page (pages shifted while reading, usually "
-                "because objects were created during the scan)", self.duplicates, self.label,
+                "because objects were created during the scan)",
+                self.duplicates,
+                self.label,
             )
 
 

@@ -12,7 +12,7 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import closing, contextmanager
 from functools import cached_property
@@ -29,7 +29,6 @@ from airflow_provider_piriod.exceptions import (
     PiriodError,
     PiriodNotFoundError,
     PiriodRateLimitError,
-    PiriodResponseError,
 )
 from airflow_provider_piriod.protocol import MAX_WORKERS, TRANSIENT_ERRORS
 from airflow_provider_piriod.resources import Resource
@@ -50,8 +49,13 @@ from airflow_provider_piriod.transport.throttle import Throttle
 T = TypeVar("T")
 R = TypeVar("R")
 READ_STEP = 64 * 1024
-_CLIENT_ERRORS = (requests.RequestException, urllib3.exceptions.HTTPError, http.client.HTTPException, OSError,
-                  ValueError)
+_CLIENT_ERRORS = (
+    requests.RequestException,
+    urllib3.exceptions.HTTPError,
+    http.client.HTTPException,
+    OSError,
+    ValueError,
+)
 
 
 class TokenAuth(requests.auth.AuthBase):
@@ -159,9 +163,11 @@ class PiriodTransport:
         walk = PageWalk(self.settings.base_url, resource.path, resource.label, self.settings.token)
         url = self._url(resource.path)
         page_size = int(params["page_size"])
-        page: dict[str, Any] | None = self._get_page(url, call, params)
+        page: dict[str, Any] | None  # None once a page read in parallel is gone
+        page = self._get_page(url, call, params)
         walk.mark_read(params)
         walk.first(page, page_size)
+        assert walk.max_pages is not None  # set by first()
         call.expect(page["count"], walk.max_pages - EXTRA_PAGES)
         yield from self._fresh(walk, page, call)
         if workers > 1 and page.get("next"):
@@ -196,7 +202,7 @@ class PiriodTransport:
 
     def _pages_in_parallel(
         self, url: str, params: dict[str, str], numbers: range, workers: int, call: Call
-    ) -> Iterator[dict[str, Any] | None]:
+    ) -> Generator[dict[str, Any] | None, None, None]:
         """Pages ``numbers`` fetched ``workers`` at a time, in order; None for a page that is gone (404)."""
 
         def fetch(number: int) -> dict[str, Any] | None:
@@ -256,8 +262,9 @@ class PiriodTransport:
         timeout, secrets = self.settings.timeout, self.settings.token
         with attempt_deadline(time.monotonic() + timeout) as attempt:
             try:
-                response = self.session.get(url, params=params, timeout=(timeout, timeout), allow_redirects=False,
-                                            stream=True)
+                response = self.session.get(
+                    url, params=params, timeout=(timeout, timeout), allow_redirects=False, stream=True
+                )
                 with response:
                     body = self._read_body(response, method, path, attempt.deadline)
             except PiriodError:
@@ -275,8 +282,14 @@ class PiriodTransport:
     def _read_body(self, response: requests.Response, method: str, path: str, deadline: float) -> bytes:
         """Raw bytes as they arrive, decoded here within the size cap (never by urllib3, which is unbounded)."""
         settings = self.settings
-        budget = BodyBudget(limit=settings.max_response_bytes, timeout=settings.timeout, deadline=deadline,
-                            method=method, path=path, status=response.status_code)
+        budget = BodyBudget(
+            limit=settings.max_response_bytes,
+            timeout=settings.timeout,
+            deadline=deadline,
+            method=method,
+            path=path,
+            status=response.status_code,
+        )
         budget.check_declared(response.headers.get("Content-Length"))
         decoder = BodyDecoder(response.headers.get("Content-Encoding"), budget)
         while True:
@@ -290,8 +303,13 @@ class PiriodTransport:
     def _calling(self, what: str) -> Iterator[Call]:
         """One hook call: its retry and rate-limit bookkeeping, and every Piriod error scrubbed on the way out."""
         settings = self.settings
-        call = Call(self.log, what, max_retries=settings.max_retries, rate_limit_wait=settings.rate_limit_wait,
-                    delay=self._retry_delay)
+        call = Call(
+            self.log,
+            what,
+            max_retries=settings.max_retries,
+            rate_limit_wait=settings.rate_limit_wait,
+            delay=self._retry_delay,
+        )
         try:
             yield call
         except PiriodError as exc:
@@ -302,7 +320,7 @@ class PiriodTransport:
 
 def bounded_map(
     fn: Callable[[T], R], items: Iterable[T], workers: int, name: str, stop: threading.Event | None = None
-) -> Iterator[R]:
+) -> Generator[R, None, None]:
     """``fn`` over ``items`` in order, ``workers`` at a time, with at most ``2 * workers`` submitted ahead.
 
     The window is what makes "the first failure stops the rest" true: nothing beyond it is sent,

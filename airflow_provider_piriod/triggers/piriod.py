@@ -73,8 +73,14 @@ class PiriodTrigger(BaseTrigger):
         super().__init__()
         self.piriod_conn_id = piriod_conn_id
         self.condition = ResourceCondition.build(
-            resource=resource, object_id=object_id, filters=filters, target_status=target_status, match=match,
-            min_count=min_count, fail_statuses=fail_statuses, id_argument=self.id_argument,
+            resource=resource,
+            object_id=object_id,
+            filters=filters,
+            target_status=target_status,
+            match=match,
+            min_count=min_count,
+            fail_statuses=fail_statuses,
+            id_argument=self.id_argument,
             owner=type(self).__name__,
         )
         self.test_mode = test_mode
@@ -146,9 +152,17 @@ class PiriodCustomerTrigger(PiriodTrigger):
         deadline: float | None = None,
     ) -> None:
         super().__init__(
-            resource=CUSTOMERS, piriod_conn_id=piriod_conn_id, object_id=customer_id, filters=filters,
-            target_status=target_status, match=match, min_count=min_count, fail_statuses=fail_statuses,
-            test_mode=test_mode, poke_interval=poke_interval, deadline=deadline,
+            resource=CUSTOMERS,
+            piriod_conn_id=piriod_conn_id,
+            object_id=customer_id,
+            filters=filters,
+            target_status=target_status,
+            match=match,
+            min_count=min_count,
+            fail_statuses=fail_statuses,
+            test_mode=test_mode,
+            poke_interval=poke_interval,
+            deadline=deadline,
         )
 
     def _kwargs(self) -> dict[str, Any]:

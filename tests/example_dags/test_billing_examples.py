@@ -37,16 +37,20 @@ def received_values(run_id: str) -> dict[tuple[str, int], object]:
             from airflow.models.xcom import XComModel
             from airflow.sdk.bases.xcom import BaseXCom  # what a task's XCom pull runs
 
-            rows = session.scalars(select(XComModel).where(
-                XComModel.run_id == run_id, XComModel.key == "return_value")).all()
+            rows = session.scalars(
+                select(XComModel).where(XComModel.run_id == run_id, XComModel.key == "return_value")
+            ).all()
             return {(row.task_id, row.map_index): BaseXCom.deserialize_value(row) for row in rows}
         from airflow.models.xcom import XCom
 
         # the raw column: loading XCom rows as objects gives the UI's rendering instead of the value
-        rows = session.execute(select(XCom.task_id, XCom.map_index, XCom.value).where(
-            XCom.run_id == run_id, XCom.key == "return_value")).all()
-        return {(task_id, map_index): XCom.deserialize_value(SimpleNamespace(value=value))
-                for task_id, map_index, value in rows}
+        rows = session.execute(
+            select(XCom.task_id, XCom.map_index, XCom.value).where(XCom.run_id == run_id, XCom.key == "return_value")
+        ).all()
+        return {
+            (task_id, map_index): XCom.deserialize_value(SimpleNamespace(value=value))
+            for task_id, map_index, value in rows
+        }
 
 
 def invoice_polls(emulator, invoice_id: str) -> list[float]:
@@ -131,8 +135,10 @@ def test_daily_revenue_loads_the_days_invoices_and_their_payments_with_exact_mon
     assert rows[BIG_TOTAL_INVOICE_ID]["total"] == "123456789012345.67"
     payment_rows = read_table(warehouse, "piriod_payments")
     assert set(payment_rows) == set(payments)
-    assert all(Decimal(row["amount"]) == payments[pid]["amount"] and row["invoice_date"] == day
-               for pid, row in payment_rows.items())
+    assert all(
+        Decimal(row["amount"]) == payments[pid]["amount"] and row["invoice_date"] == day
+        for pid, row in payment_rows.items()
+    )
 
     invoiced: dict[str, Decimal] = {}
     for invoice in invoices.values():
@@ -140,11 +146,16 @@ def test_daily_revenue_loads_the_days_invoices_and_their_payments_with_exact_mon
             invoiced[invoice["currency"]] = invoiced.get(invoice["currency"], Decimal(0)) + invoice["total"]
     summary = received_values(dag_run.run_id)[("load", -1)]
     assert {key: summary[key] for key in ("days", "invoices", "payments")} == {
-        "days": [day, day], "invoices": len(invoices), "payments": len(payments)}
+        "days": [day, day],
+        "invoices": len(invoices),
+        "payments": len(payments),
+    }
     assert {currency: Decimal(text) for currency, text in summary["invoiced"].items()} == invoiced  # summed exactly
     assert Decimal(summary["invoiced"]["USD"]) - Decimal("123456789012345.67") == sum(
-        i["total"] for i in invoices.values() if i["currency"] == "USD" and i["status"] != "draft"
-        and i["id"] != BIG_TOTAL_INVOICE_ID)
+        i["total"]
+        for i in invoices.values()
+        if i["currency"] == "USD" and i["status"] != "draft" and i["id"] != BIG_TOTAL_INVOICE_ID
+    )
 
 
 @pytest.mark.piriod_emulator(customers=300)
@@ -153,8 +164,10 @@ def test_daily_revenue_rerun_replaces_that_day_only(piriod_emulator, warehouse):
     day = f"{logical_date - timedelta(days=1):%Y-%m-%d}"
     assert run(load_dag("example_piriod_daily_revenue"), logical_date=logical_date).state == "success"
     with sqlite3.connect(warehouse) as db:  # another day, loaded earlier
-        db.execute("INSERT INTO piriod_invoices (id, date, total, payload) VALUES ('inv_other_day', '2026-01-05', "
-                   "'10.00', '{}')")
+        db.execute(
+            "INSERT INTO piriod_invoices (id, date, total, payload) VALUES ('inv_other_day', '2026-01-05', "
+            "'10.00', '{}')"
+        )
     first = read_table(warehouse, "piriod_invoices")
     moved = next(i for i in first if i not in (BIG_TOTAL_INVOICE_ID, "inv_other_day"))
     piriod_emulator.update("invoices", moved, date="2026-01-06")  # re-dated in Piriod since the first run
@@ -177,8 +190,9 @@ def test_dunning_pairs_each_subscription_needing_attention_with_its_contacts(pir
     dag_run = run(load_dag("example_piriod_dunning"))
     assert dag_run.state == "success", task_states(dag_run)
 
-    subscriptions = [as_api_json(s) for s in piriod_emulator.records("subscriptions")
-                     if s["status"] == "needs_attention"]
+    subscriptions = [
+        as_api_json(s) for s in piriod_emulator.records("subscriptions") if s["status"] == "needs_attention"
+    ]
     assert subscriptions, "the seed should have subscriptions that need attention"
     customers = {s["customer"] for s in subscriptions}
     contacts = [as_api_json(c) for c in piriod_emulator.records("contacts") if c["customer"] in customers]

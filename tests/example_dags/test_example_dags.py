@@ -45,8 +45,11 @@ def return_values(run_id: str) -> dict[tuple[str, int], object]:
         if airflow_v3():
             from airflow.models.xcom import XComModel
 
-            rows = session.execute(select(XComModel.task_id, XComModel.map_index, XComModel.value).where(
-                XComModel.run_id == run_id, XComModel.key == "return_value")).all()
+            rows = session.execute(
+                select(XComModel.task_id, XComModel.map_index, XComModel.value).where(
+                    XComModel.run_id == run_id, XComModel.key == "return_value"
+                )
+            ).all()
             return {(task_id, map_index): value for task_id, map_index, value in rows}
         from airflow.models.xcom import XCom
 
@@ -70,9 +73,15 @@ def test_every_example_dag_imports_without_errors():
     bag = DagBag(dag_folder=str(EXAMPLE_DAGS), **({} if airflow_v3() else {"include_examples": False}))
     assert bag.import_errors == {}
     assert set(bag.dag_ids) == {
-        "example_piriod_customer_lookup", "example_piriod_incremental_to_sqlite", "example_piriod_fan_out",
-        "example_piriod_asset_consumer", "example_piriod_wait_for_activation", "example_piriod_wait_for_signups",
-        "example_piriod_daily_revenue", "example_piriod_wait_for_payment", "example_piriod_dunning",
+        "example_piriod_customer_lookup",
+        "example_piriod_incremental_to_sqlite",
+        "example_piriod_fan_out",
+        "example_piriod_asset_consumer",
+        "example_piriod_wait_for_activation",
+        "example_piriod_wait_for_signups",
+        "example_piriod_daily_revenue",
+        "example_piriod_wait_for_payment",
+        "example_piriod_dunning",
     }
     assert all("piriod" in dag.tags for dag in bag.dags.values())
 
@@ -96,19 +105,24 @@ def test_a_failing_lookup_pushes_nothing(piriod_emulator):
 @pytest.mark.piriod_emulator(customers=4000, seed=21)
 def test_incremental_pull_writes_the_interval_to_a_file_and_loads_sqlite(piriod_emulator, tmp_path, monkeypatch):
     monkeypatch.setenv("PIRIOD_EXAMPLE_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("AIRFLOW_CONN_PIRIOD_EXAMPLE_SQLITE",
-                       json.dumps({"conn_type": "sqlite", "host": str(tmp_path / "warehouse.db")}))
-    dag_run = run(load_dag("example_piriod_incremental_to_sqlite"), logical_date=datetime(2025, 3, 2, tzinfo=timezone.utc))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_PIRIOD_EXAMPLE_SQLITE",
+        json.dumps({"conn_type": "sqlite", "host": str(tmp_path / "warehouse.db")}),
+    )
+    dag_run = run(
+        load_dag("example_piriod_incremental_to_sqlite"), logical_date=datetime(2025, 3, 2, tzinfo=timezone.utc)
+    )
     assert dag_run.state == "success", task_states(dag_run)
 
     start, end = dag_run.data_interval_start, dag_run.data_interval_end
-    expected = {r["id"]: r for r in piriod_emulator.customers()
-                if start <= datetime.fromisoformat(r["created"]) <= end}
+    expected = {r["id"]: r for r in piriod_emulator.customers() if start <= datetime.fromisoformat(r["created"]) <= end}
     assert expected, f"the seed should put customers in {start}..{end} (logical date {dag_run.logical_date})"
     values = return_values(dag_run.run_id)
     path = f"file://{tmp_path}/data/customers/{dag_run.logical_date:%Y-%m-%d}.ndjson"
     assert values[("pull_new_customers", -1)] == {"path": path, "count": len(expected)}
-    written = [json.loads(line) for line in (tmp_path / "data" / "customers" / path.rsplit("/", 1)[1]).read_text().splitlines()]
+    written = [
+        json.loads(line) for line in (tmp_path / "data" / "customers" / path.rsplit("/", 1)[1]).read_text().splitlines()
+    ]
     assert {r["id"]: r for r in written} == expected
     assert values[("load", -1)] == len(expected)
     with sqlite3.connect(tmp_path / "warehouse.db") as db:
@@ -140,16 +154,20 @@ def test_a_successful_pull_schedules_the_dag_that_waits_on_the_customers_asset(p
     lookup = load_dag("example_piriod_customer_lookup")
     run(lookup, run_conf={"customer_id": record["id"]})  # syncs the example folder, consumer included
     with create_session() as session:  # new DAGs start paused; a paused DAG is never queued
-        unpaused = session.execute(update(DagModel).where(DagModel.dag_id == "example_piriod_asset_consumer")
-                                   .values(is_paused=False)).rowcount
+        unpaused = session.execute(
+            update(DagModel).where(DagModel.dag_id == "example_piriod_asset_consumer").values(is_paused=False)
+        ).rowcount
     assert unpaused == 1
     dag_run = run(lookup, run_conf={"customer_id": record["id"]})
     assert dag_run.state == "success"
     with create_session() as session:
         asset = session.scalars(select(AssetModel).where(AssetModel.uri == "piriod://piriod_default/customers")).one()
-        events = session.scalars(select(AssetEvent).where(
-            AssetEvent.asset_id == asset.id, AssetEvent.source_run_id == dag_run.run_id)).all()
-        queued = session.scalars(select(AssetDagRunQueue.target_dag_id).where(AssetDagRunQueue.asset_id == asset.id)).all()
+        events = session.scalars(
+            select(AssetEvent).where(AssetEvent.asset_id == asset.id, AssetEvent.source_run_id == dag_run.run_id)
+        ).all()
+        queued = session.scalars(
+            select(AssetDagRunQueue.target_dag_id).where(AssetDagRunQueue.asset_id == asset.id)
+        ).all()
     assert [(e.source_dag_id, e.source_task_id) for e in events] == [("example_piriod_customer_lookup", "get_customer")]
     assert "example_piriod_asset_consumer" in queued
 
@@ -191,8 +209,9 @@ def test_fifty_mapped_tasks_fetch_their_customers(piriod_emulator):
     assert sum(values[("summarize", -1)].values()) == 50
 
 
-def test_the_token_never_reaches_logs_rendered_templates_or_xcom(piriod_emulator, monkeypatch, capfd, caplog,
-                                                                fast_retries):
+def test_the_token_never_reaches_logs_rendered_templates_or_xcom(
+    piriod_emulator, monkeypatch, capfd, caplog, fast_retries
+):
     from airflow.models import xcom
     from airflow.models.renderedtifields import RenderedTaskInstanceFields
     from airflow.utils.session import create_session
@@ -206,7 +225,9 @@ def test_the_token_never_reaches_logs_rendered_templates_or_xcom(piriod_emulator
     assert run(lookup, run_conf={"customer_id": record["id"]}).state == "success"
     assert run(load_dag("example_piriod_fan_out"), run_conf={"country": "MX", "limit": 3}).state == "success"
     # a proxy that echoes the request headers into its error page, on every request
-    monkeypatch.setenv("AIRFLOW_CONN_PIRIOD_DEFAULT", json.dumps(dict(piriod_emulator.connection, extra={"max_retries": 1})))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_PIRIOD_DEFAULT", json.dumps(dict(piriod_emulator.connection, extra={"max_retries": 1}))
+    )
     piriod_emulator.add_fault("status", status=502, times=None, body=f"upstream saw Authorization: Token {token}")
     failed = run(lookup, run_conf={"customer_id": record["id"]})
     assert failed.state == "failed"
@@ -220,7 +241,9 @@ def test_the_token_never_reaches_logs_rendered_templates_or_xcom(piriod_emulator
     with create_session() as session:
         xcom_class = XComModel if airflow_v3() else XCom
         stored = [repr(v) for v in session.scalars(select(xcom_class.value))]
-        stored += [json.dumps(v, default=str) for v in session.scalars(select(RenderedTaskInstanceFields.rendered_fields))]
+        stored += [
+            json.dumps(v, default=str) for v in session.scalars(select(RenderedTaskInstanceFields.rendered_fields))
+        ]
     assert stored, "expected XComs and rendered fields to inspect"
     leaks = [str(p) for p in airflow_files if token.encode() in p.read_bytes()]
     leaks += [text[:80] for text in stored if token in text]

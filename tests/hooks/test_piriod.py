@@ -65,7 +65,9 @@ def test_test_mode_from_extra_and_from_the_hook_argument(monkeypatch, piriod_emu
     use_connection(monkeypatch, piriod_emulator, extra={"test_mode": "true"})
     assert {c.id for c in PiriodHook().list_customers()} == test_ids
     assert piriod_emulator.requests()[-1]["headers"]["x-piriod-test-mode"] == "true"
-    assert {c.id for c in PiriodHook(test_mode=False).list_customers()} == {c["id"] for c in piriod_emulator.customers()}
+    assert {c.id for c in PiriodHook(test_mode=False).list_customers()} == {
+        c["id"] for c in piriod_emulator.customers()
+    }
 
 
 def test_the_session_is_built_once_and_pooled(hook):
@@ -150,11 +152,16 @@ def test_filters_are_sent_as_piriod_reads_them(hook, piriod_emulator):
     got = hook.list_customers({"status__in": ["pending", "archived"], "country": "CL"}, page_size=100)
     assert {c.id for c in got} == wanted
     assert dict(piriod_emulator.requests()[0]["params"]) == {
-        "status__in": "pending,archived", "country": "CL", "page_size": "100"}
+        "status__in": "pending,archived",
+        "country": "CL",
+        "page_size": "100",
+    }
 
 
 def test_count_customers_makes_one_small_request(hook, piriod_emulator):
-    assert hook.count_customers({"country": "MX"}) == sum(c["country"]["id"] == "MX" for c in piriod_emulator.customers())
+    assert hook.count_customers({"country": "MX"}) == sum(
+        c["country"]["id"] == "MX" for c in piriod_emulator.customers()
+    )
     assert len(piriod_emulator.requests()) == 1
     assert dict(piriod_emulator.requests()[0]["params"])["page_size"] == "1"
 
@@ -212,9 +219,16 @@ def test_400_is_a_validation_error_with_field_errors(hook, piriod_emulator):
     assert len(piriod_emulator.requests()) == 1
 
 
-@pytest.mark.parametrize(("status", "error"), [(429, PiriodRateLimitError), (500, PiriodServerError),
-                                               (502, PiriodServerError), (503, PiriodServerError),
-                                               (405, PiriodError)])
+@pytest.mark.parametrize(
+    ("status", "error"),
+    [
+        (429, PiriodRateLimitError),
+        (500, PiriodServerError),
+        (502, PiriodServerError),
+        (503, PiriodServerError),
+        (405, PiriodError),
+    ],
+)
 def test_status_codes_map_to_typed_errors(monkeypatch, piriod_emulator, fast_retries, status, error):
     use_connection(monkeypatch, piriod_emulator, extra={"max_retries": 0, "rate_limit_wait": 0})
     piriod_emulator.add_fault("status", status=status, retry_after="0")
@@ -225,7 +239,7 @@ def test_status_codes_map_to_typed_errors(monkeypatch, piriod_emulator, fast_ret
 
 def test_redirects_are_not_followed(hook, piriod_emulator):
     piriod_emulator.add_fault("redirect")
-    with pytest.raises(PiriodResponseError, match="redirects are not followed.*elsewhere.invalid"):
+    with pytest.raises(PiriodResponseError, match=r"redirects are not followed.*elsewhere\.invalid"):
         hook.count_customers()
     assert len(piriod_emulator.requests()) == 1
 
@@ -273,8 +287,13 @@ def test_connection_refused_is_a_network_error_after_retries(monkeypatch, fast_r
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    conn = {"conn_type": "piriod", "host": f"http://127.0.0.1:{port}", "login": "acc_x", "password": "secret-tkn",
-            "extra": {"max_retries": 1}}
+    conn = {
+        "conn_type": "piriod",
+        "host": f"http://127.0.0.1:{port}",
+        "login": "acc_x",
+        "password": "secret-tkn",
+        "extra": {"max_retries": 1},
+    }
     monkeypatch.setenv("AIRFLOW_CONN_PIRIOD_DEFAULT", json.dumps(conn))
     with pytest.raises(PiriodNetworkError, match="failed before a complete answer arrived"):
         PiriodHook().count_customers()
@@ -331,7 +350,7 @@ def test_a_body_that_never_finishes_hits_the_total_deadline(monkeypatch, piriod_
     use_connection(monkeypatch, piriod_emulator, extra={"timeout": 0.5, "max_retries": 0})
     piriod_emulator.add_fault("slow_body", chunk_delay=0.05, seconds=10)
     started = time.monotonic()
-    with pytest.raises(PiriodNetworkError, match="not complete within the 0.5 s deadline"):
+    with pytest.raises(PiriodNetworkError, match=r"not complete within the 0\.5 s deadline"):
         PiriodHook().count_customers()
     assert time.monotonic() - started < 2
 
@@ -400,15 +419,26 @@ def test_unusable_ids_are_refused_before_any_request(hook, piriod_emulator, cust
 def test_token_is_absent_from_logs_errors_and_reprs(monkeypatch, piriod_emulator, fast_retries, logs):
     use_connection(monkeypatch, piriod_emulator, extra={"max_retries": 1})
     hook = PiriodHook()
-    piriod_emulator.add_fault("status", status=503, times=None, body=f"echo Authorization: Token {piriod_emulator.token}")
+    piriod_emulator.add_fault(
+        "status", status=503, times=None, body=f"echo Authorization: Token {piriod_emulator.token}"
+    )
     with pytest.raises(PiriodServerError) as excinfo:
         hook.count_customers()
     ok, message = hook.test_connection()
     token = piriod_emulator.token
     assert not ok
-    texts = [str(excinfo.value), repr(excinfo.value), excinfo.value.detail or "", message, repr(hook),
-             repr(hook.settings), str(hook.settings), repr(hook.get_conn()), repr(hook.get_conn().auth),
-             logs()]
+    texts = [
+        str(excinfo.value),
+        repr(excinfo.value),
+        excinfo.value.detail or "",
+        message,
+        repr(hook),
+        repr(hook.settings),
+        str(hook.settings),
+        repr(hook.get_conn()),
+        repr(hook.get_conn().auth),
+        logs(),
+    ]
     assert "retrying in" in texts[-1]  # the log capture did see the retries
     assert all(token not in text for text in texts)
     assert "***" in str(excinfo.value)
@@ -513,7 +543,7 @@ def test_a_customer_created_during_a_parallel_scan_is_not_duplicated(hook, pirio
 @pytest.mark.piriod_emulator(customers=500)
 def test_a_page_that_answers_404_while_the_count_says_otherwise_is_an_error(hook, piriod_emulator):
     piriod_emulator.add_fault("status", status=404, query="page=4", times=None)
-    with pytest.raises(PiriodResponseError, match="page 4 answered 404 although .* refusing to return a partial list"):
+    with pytest.raises(PiriodResponseError, match=r"page 4 answered 404 although .* refusing to return a partial list"):
         list(hook.iter_customers(page_size=50, max_workers=8))
 
 

@@ -59,8 +59,11 @@ def test_get_objects_keeps_input_order_repeats_and_skips_missing_when_asked(hook
 
 def test_invoices_of_a_customer_by_status(hook, piriod_emulator):
     customer = piriod_emulator.records("invoices")[0]["customer"]
-    wanted = {i["id"] for i in piriod_emulator.records("invoices")
-              if i["customer"] == customer and i["status"] in ("paid", "finalized")}
+    wanted = {
+        i["id"]
+        for i in piriod_emulator.records("invoices")
+        if i["customer"] == customer and i["status"] in ("paid", "finalized")
+    }
     got = hook.list_objects("invoices", {"customer": customer, "status__in": ["paid", "finalized"]})
     assert {i.id for i in got} == wanted and wanted
     assert all(isinstance(i, models.Invoice) and i.customer == customer for i in got)

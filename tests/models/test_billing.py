@@ -13,7 +13,16 @@ from pydantic import ValidationError
 
 from airflow_provider_piriod import jsoncodec, models
 from airflow_provider_piriod.models import (
-    Contact, CreditNote, Customer, Invoice, InvoiceLine, Payment, PiriodObject, Plan, Product, Subscription,
+    Contact,
+    CreditNote,
+    Customer,
+    Invoice,
+    InvoiceLine,
+    Payment,
+    PiriodObject,
+    Plan,
+    Product,
+    Subscription,
 )
 
 INVOICE_TEXT = b"""{
@@ -62,19 +71,25 @@ def test_any_float_money_converts_through_its_repr(value):
     assert amount.as_tuple() == Decimal(repr(value)).as_tuple()
 
 
-@pytest.mark.parametrize("amount", [float("nan"), float("inf"), -float("inf"), Decimal("NaN"), Decimal("Infinity"),
-                                    "NaN", "Infinity", True])
+@pytest.mark.parametrize(
+    "amount", [float("nan"), float("inf"), -float("inf"), Decimal("NaN"), Decimal("Infinity"), "NaN", "Infinity", True]
+)
 def test_non_finite_money_is_refused(amount):
     with pytest.raises(ValidationError):
         Invoice.from_json({"id": "inv_1", "total": amount})
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("2023-11-07T05:31:56Z", datetime(2023, 11, 7, 5, 31, 56, tzinfo=timezone.utc)),
-    ("2020-07-01T20:36:04.301041-04:00",
-     datetime(2020, 7, 1, 20, 36, 4, 301041, tzinfo=timezone(timedelta(hours=-4)))),
-    ("2020-05-12 15:42:09", datetime(2020, 5, 12, 15, 42, 9)),  # no zone given: kept naive
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("2023-11-07T05:31:56Z", datetime(2023, 11, 7, 5, 31, 56, tzinfo=timezone.utc)),
+        (
+            "2020-07-01T20:36:04.301041-04:00",
+            datetime(2020, 7, 1, 20, 36, 4, 301041, tzinfo=timezone(timedelta(hours=-4))),
+        ),
+        ("2020-05-12 15:42:09", datetime(2020, 5, 12, 15, 42, 9)),  # no zone given: kept naive
+    ],
+)
 def test_every_documented_timestamp_shape_parses(text, expected):
     payment = Payment.from_json({"id": "pay_1", "payment_date": text, "created": text, "updated": text})
     for moment in (payment.payment_date, payment.created, payment.updated):
@@ -86,8 +101,15 @@ def test_date_fields_are_dates():
     invoice = Invoice.from_json(sent_invoice())
     assert (invoice.date, invoice.due_date) == (date(2026, 3, 1), date(2026, 3, 31))
     assert (invoice.period_start, invoice.period_end) == (date(2026, 2, 1), date(2026, 2, 28))
-    subscription = Subscription.from_json({"id": "sub_1", "date_start": "2025-01-15", "next_billing": "2026-04-15",
-                                           "previous_billing": None, "end_date": None})
+    subscription = Subscription.from_json(
+        {
+            "id": "sub_1",
+            "date_start": "2025-01-15",
+            "next_billing": "2026-04-15",
+            "previous_billing": None,
+            "end_date": None,
+        }
+    )
     assert subscription.date_start == date(2025, 1, 15) and type(subscription.next_billing) is date
     with pytest.raises(ValidationError):
         Invoice.from_json({"id": "inv_1", "due_date": "31/03/2026"})
@@ -148,24 +170,43 @@ def test_uncollectible_is_a_status_or_a_timestamp():
 
 
 def test_credit_note_shares_the_invoice_money_fields():
-    note = CreditNote.from_json(jsoncodec.loads(b'{"id": 3, "invoice": "inv_1", "total": 98765432109876.543,'
-                                                b' "status": "cancelled", "lines": [{"name": "x", "amount": 2}]}'))
+    note = CreditNote.from_json(
+        jsoncodec.loads(
+            b'{"id": 3, "invoice": "inv_1", "total": 98765432109876.543,'
+            b' "status": "cancelled", "lines": [{"name": "x", "amount": 2}]}'
+        )
+    )
     assert note.total == Decimal("98765432109876.543") and note.lines[0].amount == Decimal(2)
 
 
 def test_subscription_pause_and_cancel_fields_accept_flags_or_timestamps():
-    subscription = Subscription.from_json({"id": "sub_1", "status": "cancelled", "paused": False,
-                                           "cancelled": "2026-01-02T03:04:05Z", "cancel_reason": "not_paid",
-                                           "collection_scheme": "charge_payment", "billing_cycles": None})
+    subscription = Subscription.from_json(
+        {
+            "id": "sub_1",
+            "status": "cancelled",
+            "paused": False,
+            "cancelled": "2026-01-02T03:04:05Z",
+            "cancel_reason": "not_paid",
+            "collection_scheme": "charge_payment",
+            "billing_cycles": None,
+        }
+    )
     assert subscription.paused is False and subscription.cancelled.year == 2026
 
 
 def test_products_embed_typed_plans():
-    product = Product.from_json({"id": "pro_1", "name": "Pro", "status": "active", "plans": [
-        {"id": "pla_1", "amount": 19990, "currency": "CLP", "frequency": "monthly", "exempt": False},
-        {"id": "pla_2", "amount": 29.9, "currency": "USD", "frequency": "annual", "usage_scheme": "metered"},
-        "pla_3",
-    ]})
+    product = Product.from_json(
+        {
+            "id": "pro_1",
+            "name": "Pro",
+            "status": "active",
+            "plans": [
+                {"id": "pla_1", "amount": 19990, "currency": "CLP", "frequency": "monthly", "exempt": False},
+                {"id": "pla_2", "amount": 29.9, "currency": "USD", "frequency": "annual", "usage_scheme": "metered"},
+                "pla_3",
+            ],
+        }
+    )
     monthly, annual, bare = product.plans
     assert isinstance(monthly, Plan) and monthly.amount == Decimal(19990) and monthly.exempt is False
     assert annual.amount == Decimal("29.9") and bare == "pla_3"
@@ -193,6 +234,21 @@ def test_models_are_immutable():
 
 
 def test_every_model_the_registry_names_is_exported():
-    for name in ("Customer", "Contact", "Invoice", "InvoiceLine", "Payment", "Subscription", "CreditNote", "Plan",
-                 "Product", "PiriodObject", "PiriodModel", "CustomerPage", "Country", "State", "Aggregations"):
+    for name in (
+        "Customer",
+        "Contact",
+        "Invoice",
+        "InvoiceLine",
+        "Payment",
+        "Subscription",
+        "CreditNote",
+        "Plan",
+        "Product",
+        "PiriodObject",
+        "PiriodModel",
+        "CustomerPage",
+        "Country",
+        "State",
+        "Aggregations",
+    ):
         assert name in models.__all__ and getattr(models, name).__name__ == name

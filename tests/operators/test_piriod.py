@@ -35,7 +35,9 @@ def test_empty_filters_means_all_customers_and_is_a_valid_mode():
     assert op(filters={}).filters == {}
 
 
-@pytest.mark.parametrize(("kwargs", "message"), [({"max_workers": 0}, "max_workers"), ({"page_size": 500}, "page_size")])
+@pytest.mark.parametrize(
+    ("kwargs", "message"), [({"max_workers": 0}, "max_workers"), ({"page_size": 500}, "page_size")]
+)
 def test_bad_tuning_is_refused_at_construction(kwargs, message):
     with pytest.raises(PiriodInputError, match=message):
         op(filters={}, **kwargs)
@@ -49,7 +51,12 @@ def test_construction_does_no_io(monkeypatch):
 
 def test_templated_fields_and_renderers():
     assert set(PiriodCustomerOperator.template_fields) == {
-        "customer_id", "customer_ids", "filters", "output_path", "piriod_conn_id"}
+        "customer_id",
+        "customer_ids",
+        "filters",
+        "output_path",
+        "piriod_conn_id",
+    }
     assert PiriodCustomerOperator.template_fields_renderers == {"customer_ids": "json", "filters": "json"}
 
 
@@ -136,7 +143,9 @@ def test_ids_and_single_modes_write_ndjson_too(piriod_emulator, tmp_path):
 def test_a_bad_page_mid_stream_leaves_no_file_and_no_leftovers(
     piriod_emulator, tmp_path, fast_retries, monkeypatch, max_workers
 ):
-    monkeypatch.setenv("AIRFLOW_CONN_PIRIOD_DEFAULT", json.dumps(dict(piriod_emulator.connection, extra={"max_retries": 1})))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_PIRIOD_DEFAULT", json.dumps(dict(piriod_emulator.connection, extra={"max_retries": 1}))
+    )
     target = tmp_path / "customers.ndjson"
     piriod_emulator.add_fault("status", status=500, query="page=3", times=None)
     with pytest.raises(PiriodServerError):

@@ -39,7 +39,7 @@ def by_id(items):
 
 
 def test_an_unknown_resource_is_refused_when_the_dag_is_parsed():
-    with pytest.raises(PiriodInputError, match="resource must be one of the Piriod resources .*invoices.*'invoice'"):
+    with pytest.raises(PiriodInputError, match=r"resource must be one of the Piriod resources .*invoices.*'invoice'"):
         read(resource="invoice", filters={})
     with pytest.raises(ValueError):  # PiriodInputError is a ValueError, as parse-time errors are
         read(resource=None, object_id="inv_1")
@@ -55,15 +55,20 @@ def test_an_unknown_resource_is_refused_when_the_dag_is_parsed():
     ],
 )
 def test_exactly_one_mode_is_required(kwargs, named):
-    pattern = re.escape("PiriodReadOperator needs exactly one of object_id, object_ids or filters "
-                        f"(filters={{}} means all invoices); got {named}")
+    pattern = re.escape(
+        "PiriodReadOperator needs exactly one of object_id, object_ids or filters "
+        f"(filters={{}} means all invoices); got {named}"
+    )
     with pytest.raises(ValueError, match=pattern):
         read(resource="invoices", **kwargs)
 
 
 def test_the_customer_operator_keeps_its_own_names_in_the_same_message():
-    with pytest.raises(ValueError, match="PiriodCustomerOperator needs exactly one of customer_id, customer_ids or "
-                                         "filters .filters=.. means all customers.; got customer_id and filters"):
+    with pytest.raises(
+        ValueError,
+        match=r"PiriodCustomerOperator needs exactly one of customer_id, customer_ids or "
+        r"filters .filters=.. means all customers.; got customer_id and filters",
+    ):
         PiriodCustomerOperator(task_id="c", customer_id="cus_1", filters={})
 
 
@@ -116,7 +121,8 @@ def test_ids_return_a_list_in_input_order_and_integer_ids_work(piriod_emulator):
     payments = piriod_emulator.records("payments")[:6]
     wanted = list(reversed(payments))
     assert read(resource="payments", object_ids=[p["id"] for p in wanted], max_workers=3).execute({}) == [
-        as_api_json(p) for p in wanted]
+        as_api_json(p) for p in wanted
+    ]
     note = piriod_emulator.records("creditnotes")[0]
     assert isinstance(note["id"], int)
     assert read(resource="creditnotes", object_ids=[note["id"]]).execute({}) == [as_api_json(note)]
@@ -126,7 +132,8 @@ def test_ids_with_ignore_missing_leave_unknown_ones_out(piriod_emulator):
     payments = piriod_emulator.records("payments")[:2]
     ids = [payments[0]["id"], "pay_missing", payments[1]["id"]]
     assert read(resource="payments", object_ids=ids, ignore_missing=True).execute({}) == [
-        as_api_json(p) for p in payments]
+        as_api_json(p) for p in payments
+    ]
     with pytest.raises(PiriodNotFoundError):
         read(resource="payments", object_ids=ids).execute({})
 
@@ -179,20 +186,27 @@ def test_filters_stream_exact_ndjson_and_return_path_and_count(piriod_emulator, 
 
 def test_ids_and_single_modes_write_ndjson_too(piriod_emulator, tmp_path):
     payments = piriod_emulator.records("payments")[:3]
-    result = read(resource="payments", object_ids=[p["id"] for p in payments],
-                  output_path=f"file://{tmp_path}/ids.ndjson").execute({})
+    result = read(
+        resource="payments", object_ids=[p["id"] for p in payments], output_path=f"file://{tmp_path}/ids.ndjson"
+    ).execute({})
     assert result["count"] == 3 and read_ndjson(tmp_path / "ids.ndjson") == [as_api_json(p) for p in payments]
     read(resource="invoices", object_id=BIG_TOTAL_INVOICE_ID, output_path=f"file://{tmp_path}/one.ndjson").execute({})
     assert read_ndjson(tmp_path / "one.ndjson")[0]["total"] == BIG_TOTAL
 
 
 def test_a_bad_page_mid_stream_leaves_no_file(piriod_emulator, tmp_path, fast_retries, monkeypatch):
-    monkeypatch.setenv("AIRFLOW_CONN_PIRIOD_DEFAULT", jsoncodec.dumps(dict(piriod_emulator.connection,
-                                                                          extra={"max_retries": 1})))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_PIRIOD_DEFAULT", jsoncodec.dumps(dict(piriod_emulator.connection, extra={"max_retries": 1}))
+    )
     piriod_emulator.add_fault("status", status=500, query="page=3", times=None)
     with pytest.raises(PiriodServerError):
-        read(resource="invoices", filters={}, page_size=20, max_workers=4,
-             output_path=f"file://{tmp_path}/invoices.ndjson").execute({})
+        read(
+            resource="invoices",
+            filters={},
+            page_size=20,
+            max_workers=4,
+            output_path=f"file://{tmp_path}/invoices.ndjson",
+        ).execute({})
     assert list(tmp_path.iterdir()) == []
 
 
@@ -222,6 +236,11 @@ def test_readme_read_any_examples_build_tasks_whose_filters_render_to_the_interv
     assert namespace["invoice"].resource == "invoices" and namespace["payments"].ignore_missing is True
     assert namespace["subscriptions"].max_workers == 4
     days = namespace["days_invoices"]
-    days.render_template_fields({"data_interval_start": pendulum.datetime(2026, 5, 12, tz="UTC"),
-                                 "data_interval_end": pendulum.datetime(2026, 5, 13, tz="UTC"), "macros": macros})
+    days.render_template_fields(
+        {
+            "data_interval_start": pendulum.datetime(2026, 5, 12, tz="UTC"),
+            "data_interval_end": pendulum.datetime(2026, 5, 13, tz="UTC"),
+            "macros": macros,
+        }
+    )
     assert days.filters == {"date__gte": "2026-05-12", "date__lte": "2026-05-12"}

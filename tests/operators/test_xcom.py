@@ -23,8 +23,13 @@ def through_xcom(value):
 
 # a float cannot hold any of these; serde carries the first group exactly and changes the second
 CARRIED = ["123456789012345.67", "9999999999999999", "1234567890123456.5", "-123456789012345.67", "1E+400"]
-CHANGED = ["1234567890123.4567", "0.10000000000000001", "12345678901234567.89", "123456789012345.63",
-           "-98765432109876.54"]
+CHANGED = [
+    "1234567890123.4567",
+    "0.10000000000000001",
+    "12345678901234567.89",
+    "123456789012345.63",
+    "-98765432109876.54",
+]
 
 
 @pytest.mark.parametrize("text", CARRIED + CHANGED)

@@ -95,7 +95,9 @@ def test_transient_errors_are_retried_and_never_count_as_done(piriod_emulator, f
     record = piriod_emulator.customers()[0]
     piriod_emulator.add_fault("status", status=503, times=2)
     assert sensor(customer_id=record["id"]).poke({}).xcom_value == record  # retried inside the poke
-    monkeypatch.setenv("AIRFLOW_CONN_PIRIOD_DEFAULT", json.dumps(dict(piriod_emulator.connection, extra={"max_retries": 0})))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_PIRIOD_DEFAULT", json.dumps(dict(piriod_emulator.connection, extra={"max_retries": 0}))
+    )
     piriod_emulator.add_fault("status", status=502)
     assert sensor(customer_id=record["id"]).poke({}).is_done is False
 
@@ -136,8 +138,10 @@ def test_deferrable_defers_with_the_right_trigger(piriod_emulator):
     ("event", "error"),
     [
         ({"status": "failed", "message": "reached status 'archived'"}, AirflowFailException),
-        ({"status": "error", "message": "Piriod GET /customers/x/ returned 401", "error": "PiriodAuthError"},
-         AirflowFailException),
+        (
+            {"status": "error", "message": "Piriod GET /customers/x/ returned 401", "error": "PiriodAuthError"},
+            AirflowFailException,
+        ),
         ({"status": "timeout", "message": "Gave up waiting"}, AirflowSensorTimeout),
     ],
 )
@@ -167,7 +171,8 @@ def test_reschedule_path_pushes_the_same_value_as_poke(piriod_emulator):
     signup = piriod_emulator.create_customer(status="active")
     from_poke = sensor(customer_id=signup["id"], target_status="active", mode="poke").execute({})
     from_reschedule = sensor(customer_id=signup["id"], target_status="active", mode="reschedule").execute(
-        {"ti": _TaskInstanceOutsideAScheduler()})
+        {"ti": _TaskInstanceOutsideAScheduler()}
+    )
     assert from_reschedule == from_poke == piriod_emulator.customer(signup["id"])
 
 
@@ -178,4 +183,5 @@ def test_reschedule_mode_gives_the_slot_back_while_waiting(piriod_emulator):
     signup = piriod_emulator.create_customer(status="pending")
     with pytest.raises(AirflowRescheduleException):
         sensor(customer_id=signup["id"], target_status="active", mode="reschedule").execute(
-            {"ti": _TaskInstanceOutsideAScheduler()})
+            {"ti": _TaskInstanceOutsideAScheduler()}
+        )

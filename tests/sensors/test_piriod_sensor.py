@@ -49,19 +49,31 @@ class _TaskInstanceOutsideAScheduler:
     ("kwargs", "message"),
     [
         ({"resource": "invoice", "object_id": "inv_1"}, "resource must be one of the Piriod resources"),
-        ({"resource": "invoices"},
-         r"PiriodSensor needs exactly one of object_id or filters \(filters=\{\} means any invoice\)"),
-        ({"resource": "invoices", "object_id": "inv_1", "target_status": "payed"},
-         "target_status must be one of draft, finalized, paid, uncollectible; got 'payed' "
-         r"\(the statuses Piriod documents for invoices\)"),
-        ({"resource": "payments", "object_id": "pay_1", "target_status": "paid"},
-         "target_status must be one of requires_payment_method, processing, succeeded, failed"),
-        ({"resource": "invoices", "object_id": "inv_1", "target_status": "paid", "fail_statuses": ["void"]},
-         "fail_statuses must be a list drawn from draft, finalized, paid, uncollectible; got"),
-        ({"resource": "contacts", "object_id": "con_1", "target_status": "active"},
-         "Piriod documents no statuses for contacts.*use match"),
-        ({"resource": "invoices", "object_id": "inv_1", "target_status": "paid", "fail_statuses": ["paid"]},
-         "cannot also be in fail_statuses"),
+        (
+            {"resource": "invoices"},
+            r"PiriodSensor needs exactly one of object_id or filters \(filters=\{\} means any invoice\)",
+        ),
+        (
+            {"resource": "invoices", "object_id": "inv_1", "target_status": "payed"},
+            "target_status must be one of draft, finalized, paid, uncollectible; got 'payed' "
+            r"\(the statuses Piriod documents for invoices\)",
+        ),
+        (
+            {"resource": "payments", "object_id": "pay_1", "target_status": "paid"},
+            "target_status must be one of requires_payment_method, processing, succeeded, failed",
+        ),
+        (
+            {"resource": "invoices", "object_id": "inv_1", "target_status": "paid", "fail_statuses": ["void"]},
+            "fail_statuses must be a list drawn from draft, finalized, paid, uncollectible; got",
+        ),
+        (
+            {"resource": "contacts", "object_id": "con_1", "target_status": "active"},
+            "Piriod documents no statuses for contacts.*use match",
+        ),
+        (
+            {"resource": "invoices", "object_id": "inv_1", "target_status": "paid", "fail_statuses": ["paid"]},
+            "cannot also be in fail_statuses",
+        ),
     ],
 )
 def test_arguments_are_refused_when_the_dag_is_parsed(kwargs, message):
@@ -87,8 +99,9 @@ def test_fail_statuses_default_to_the_registrys_when_a_status_is_awaited(resourc
 
 
 def test_fail_statuses_can_be_chosen_or_turned_off():
-    assert sensor(resource="payments", object_id="pay_1", target_status="succeeded",
-                  fail_statuses=["failed"]).fail_statuses == ["failed"]
+    assert sensor(
+        resource="payments", object_id="pay_1", target_status="succeeded", fail_statuses=["failed"]
+    ).fail_statuses == ["failed"]
     assert sensor(resource="invoices", object_id="inv_1", target_status="paid", fail_statuses=[]).fail_statuses == []
 
 
@@ -118,8 +131,10 @@ def test_waits_until_an_invoice_is_paid(piriod_emulator):
 
 def test_an_uncollectible_invoice_fails_at_once_naming_the_invoice(piriod_emulator):
     invoice = piriod_emulator.create("invoices", status="uncollectible")
-    with pytest.raises(AirflowFailException, match=f"Piriod invoice '{invoice['id']}' reached status 'uncollectible' "
-                                                   "while waiting for 'paid'"):
+    with pytest.raises(
+        AirflowFailException,
+        match=f"Piriod invoice '{invoice['id']}' reached status 'uncollectible' while waiting for 'paid'",
+    ):
         sensor(resource="invoices", object_id=invoice["id"], target_status="paid").poke({})
 
 
@@ -131,10 +146,12 @@ def test_a_missing_object_is_not_yet_and_a_blank_id_fails(piriod_emulator):
 
 def test_waits_for_at_least_n_succeeded_payments_of_a_customer(piriod_emulator):
     customer = piriod_emulator.customers()[0]["id"]
-    succeeded = [p for p in piriod_emulator.records("payments")
-                 if p["customer"] == customer and p["status"] == "succeeded"]
-    waiting = sensor(resource="payments", filters={"customer": customer}, target_status="succeeded",
-                     min_count=len(succeeded) + 2)
+    succeeded = [
+        p for p in piriod_emulator.records("payments") if p["customer"] == customer and p["status"] == "succeeded"
+    ]
+    waiting = sensor(
+        resource="payments", filters={"customer": customer}, target_status="succeeded", min_count=len(succeeded) + 2
+    )
     assert waiting.poke({}).is_done is False
     invoice = next(i for i in piriod_emulator.records("invoices") if i["customer"] == customer)
     created = [piriod_emulator.create("payments", invoice=invoice["id"], status="succeeded") for _ in range(2)]
@@ -155,8 +172,14 @@ def test_filters_without_checks_count_in_one_request(piriod_emulator):
 
 def test_deferrable_defers_to_a_piriod_trigger_on_the_resource(piriod_emulator):
     invoice = piriod_emulator.create("invoices", status="finalized")
-    task = sensor(resource="invoices", object_id=invoice["id"], target_status="paid", deferrable=True,
-                  poke_interval=7, timeout=600)
+    task = sensor(
+        resource="invoices",
+        object_id=invoice["id"],
+        target_status="paid",
+        deferrable=True,
+        poke_interval=7,
+        timeout=600,
+    )
     with pytest.raises(TaskDeferred) as deferred:
         task.execute({})
     trigger = deferred.value.trigger
@@ -186,16 +209,18 @@ def test_poke_reschedule_and_deferred_paths_push_the_same_exact_invoice(piriod_e
 def test_reschedule_path_pushes_the_same_value_as_poke(piriod_emulator):
     piriod_emulator.update("invoices", BIG_TOTAL_INVOICE_ID, status="paid")
     from_poke = sensor(resource="invoices", object_id=BIG_TOTAL_INVOICE_ID, target_status="paid").execute({})
-    from_reschedule = sensor(resource="invoices", object_id=BIG_TOTAL_INVOICE_ID, target_status="paid",
-                             mode="reschedule").execute({"ti": _TaskInstanceOutsideAScheduler()})
+    from_reschedule = sensor(
+        resource="invoices", object_id=BIG_TOTAL_INVOICE_ID, target_status="paid", mode="reschedule"
+    ).execute({"ti": _TaskInstanceOutsideAScheduler()})
     assert from_reschedule == from_poke and from_poke["total"] == BIG_TOTAL
 
 
 def test_filters_mode_defers_and_returns_the_matching_list(piriod_emulator):
     customer = piriod_emulator.customers()[1]["id"]
     invoice = next(i for i in piriod_emulator.records("invoices") if i["customer"] == customer)
-    deferring = sensor(resource="payments", filters={"invoice": invoice["id"], "metadata__wave": "w1"},
-                       min_count=2, deferrable=True)
+    deferring = sensor(
+        resource="payments", filters={"invoice": invoice["id"], "metadata__wave": "w1"}, min_count=2, deferrable=True
+    )
     with pytest.raises(TaskDeferred) as deferred:
         deferring.execute({})
     made = [piriod_emulator.create("payments", invoice=invoice["id"], metadata={"wave": "w1"}) for _ in range(2)]

@@ -25,12 +25,15 @@ def strict(definition: str) -> jsonschema.Draft202012Validator:
 
 
 def api(emulator, path="/customers/", *, token=None, workspace=None, test_mode=None, allow_redirects=True, **params):
-    headers = {"Authorization": f"Token {emulator.token if token is None else token}",
-               "x-simple-workspace": emulator.workspace if workspace is None else workspace}
+    headers = {
+        "Authorization": f"Token {emulator.token if token is None else token}",
+        "x-simple-workspace": emulator.workspace if workspace is None else workspace,
+    }
     if test_mode is not None:
         headers["x-piriod-test-mode"] = test_mode
-    return requests.get(f"{emulator.url}{path}", headers=headers, params=params, timeout=10,
-                        allow_redirects=allow_redirects)
+    return requests.get(
+        f"{emulator.url}{path}", headers=headers, params=params, timeout=10, allow_redirects=allow_redirects
+    )
 
 
 @pytest.fixture(scope="module")
@@ -172,10 +175,12 @@ def test_exact_in_metadata_search_and_status_filters(big):
     assert set(_ids(big, country="MX")) == {c["id"] for c in everyone if c["country"]["id"] == "MX"}
     assert set(_ids(big, status="pending")) == {c["id"] for c in everyone if c["status"] == "pending"}
     assert set(_ids(big, status__in="pending,archived")) == {
-        c["id"] for c in everyone if c["status"] in ("pending", "archived")}
+        c["id"] for c in everyone if c["status"] in ("pending", "archived")
+    }
     assert set(_ids(big, id__in=f"{everyone[0]['id']},{everyone[1]['id']}")) == {everyone[0]["id"], everyone[1]["id"]}
     assert set(_ids(big, metadata__segment="enterprise")) == {
-        c["id"] for c in everyone if c["metadata"].get("segment") == "enterprise"}
+        c["id"] for c in everyone if c["metadata"].get("segment") == "enterprise"
+    }
     assert set(_ids(big, search="LOGÍSTICA")) == {c["id"] for c in everyone if "logística" in c["name"].lower()}
     assert set(_ids(big, send_invoices="false")) == {c["id"] for c in everyone if not c["send_invoices"]}
 
@@ -256,8 +261,12 @@ def test_fixture_exports_the_airflow_connection(piriod_emulator):
     import os
 
     conn = json.loads(os.environ["AIRFLOW_CONN_PIRIOD_DEFAULT"])
-    assert conn == {"conn_type": "piriod", "host": piriod_emulator.url, "login": piriod_emulator.workspace,
-                    "password": piriod_emulator.token}
+    assert conn == {
+        "conn_type": "piriod",
+        "host": piriod_emulator.url,
+        "login": piriod_emulator.workspace,
+        "password": piriod_emulator.token,
+    }
 
 
 def test_runs_as_a_separate_process_with_the_same_controls():

@@ -51,8 +51,9 @@ def _raw_get(emulator, path="/customers/"):
     """Read with http.client so a broken body is seen as it is, not as requests reports it."""
     host, port = emulator.url.removeprefix("http://").split(":")
     conn = http.client.HTTPConnection(host, int(port), timeout=5)
-    conn.request("GET", path, headers={"Authorization": f"Token {emulator.token}",
-                                       "x-simple-workspace": emulator.workspace})
+    conn.request(
+        "GET", path, headers={"Authorization": f"Token {emulator.token}", "x-simple-workspace": emulator.workspace}
+    )
     return conn, conn.getresponse()
 
 

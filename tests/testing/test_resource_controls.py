@@ -17,8 +17,9 @@ from tests.testing.test_resources import exact, moment
 
 def test_create_an_invoice_now_with_an_exact_total_for_a_chosen_customer(piriod_emulator):
     customer = piriod_emulator.customers()[0]
-    created = piriod_emulator.create("invoices", {"customer": customer["id"], "total": Decimal("98765432109876.54")},
-                                     status="draft")
+    created = piriod_emulator.create(
+        "invoices", {"customer": customer["id"], "total": Decimal("98765432109876.54")}, status="draft"
+    )
     assert created["id"].startswith("inv_") and created["customer"] == customer["id"]
     assert created["status"] == "draft" and created["total"] == Decimal("98765432109876.54")
     response = api(piriod_emulator, f"/invoices/{created['id']}/")
@@ -44,8 +45,9 @@ def test_created_objects_attach_to_existing_parents(piriod_emulator):
     assert subscription["status"] == "active" and {line["plan"] for line in subscription["lines"]} <= plans
     contact = piriod_emulator.create("contacts", customer=invoice["customer"], name="Ana Pérez")
     assert contact["id"].startswith("con_") and contact["name"] == "Ana Pérez"
-    assert contact["id"] in {c["id"] for c in exact(api(piriod_emulator, "/contacts/",
-                                                         customer=invoice["customer"]))["results"]}
+    assert contact["id"] in {
+        c["id"] for c in exact(api(piriod_emulator, "/contacts/", customer=invoice["customer"]))["results"]
+    }
 
 
 def test_a_new_plan_shows_inside_its_product(piriod_emulator):
@@ -122,8 +124,9 @@ def test_control_errors_name_the_problem(piriod_emulator):
 def _raw_get(emulator, path):
     host, port = emulator.url.removeprefix("http://").split(":")
     conn = http.client.HTTPConnection(host, int(port), timeout=5)
-    conn.request("GET", path, headers={"Authorization": f"Token {emulator.token}",
-                                       "x-simple-workspace": emulator.workspace})
+    conn.request(
+        "GET", path, headers={"Authorization": f"Token {emulator.token}", "x-simple-workspace": emulator.workspace}
+    )
     return conn, conn.getresponse()
 
 
@@ -141,8 +144,20 @@ def subscriptions_only(faulty):
     faulty.clear_faults()
 
 
-@pytest.mark.parametrize("kind", ["status", "truncated_json", "invalid_json", "non_object", "missing_results",
-                                  "next_host", "next_scheme", "next_loop", "redirect"])
+@pytest.mark.parametrize(
+    "kind",
+    [
+        "status",
+        "truncated_json",
+        "invalid_json",
+        "non_object",
+        "missing_results",
+        "next_host",
+        "next_scheme",
+        "next_loop",
+        "redirect",
+    ],
+)
 def test_every_answer_fault_works_on_a_non_customer_path(subscriptions_only, kind):
     emulator = subscriptions_only
     emulator.add_fault(kind, path="/subscriptions/*")
@@ -227,8 +242,10 @@ def test_same_seed_same_billing_data():
 
 
 def test_seed_options_change_the_amount_of_billing_data():
-    with PiriodEmulator(customers=40, seed=1, products=2, invoices_per_customer=1) as small, \
-            PiriodEmulator(customers=40, seed=1, products=9, invoices_per_customer=6) as large:
+    with (
+        PiriodEmulator(customers=40, seed=1, products=2, invoices_per_customer=1) as small,
+        PiriodEmulator(customers=40, seed=1, products=9, invoices_per_customer=6) as large,
+    ):
         small_counts, large_counts = small.counts(), large.counts()
     assert small_counts["products"]["live"] == 2 and large_counts["products"]["live"] == 9
     assert small_counts["customers"] == large_counts["customers"]
@@ -246,8 +263,19 @@ def test_cli_documents_the_resources_and_the_seed_options(capsys):
     with pytest.raises(SystemExit):
         parse_args(["--help"])
     text = " ".join(capsys.readouterr().out.split())
-    for word in ("invoices", "payments", "subscriptions", "creditnotes", "plans", "products", "payment-receipts",
-                 "contacts", "--products", "--invoices-per-customer", "inv_17DigitTotal0000000000"):
+    for word in (
+        "invoices",
+        "payments",
+        "subscriptions",
+        "creditnotes",
+        "plans",
+        "products",
+        "payment-receipts",
+        "contacts",
+        "--products",
+        "--invoices-per-customer",
+        "inv_17DigitTotal0000000000",
+    ):
         assert word in text
     options = parse_args(["--products", "4", "--invoices-per-customer", "5"])
     assert (options.products, options.invoices_per_customer) == (4, 5)

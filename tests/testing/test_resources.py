@@ -14,10 +14,26 @@ import requests
 from airflow_provider_piriod.testing import PiriodEmulator
 from tests.testing.test_emulator import api
 
-RESOURCES = ("customers", "contacts", "invoices", "payments", "subscriptions", "creditnotes", "plans", "products",
-             "payment-receipts")
-PREFIXES = {"customers": "cus_", "contacts": "con_", "invoices": "inv_", "payments": "pay_", "subscriptions": "sub_",
-            "plans": "pla_", "products": "pro_"}
+RESOURCES = (
+    "customers",
+    "contacts",
+    "invoices",
+    "payments",
+    "subscriptions",
+    "creditnotes",
+    "plans",
+    "products",
+    "payment-receipts",
+)
+PREFIXES = {
+    "customers": "cus_",
+    "contacts": "con_",
+    "invoices": "inv_",
+    "payments": "pay_",
+    "subscriptions": "sub_",
+    "plans": "pla_",
+    "products": "pro_",
+}
 INTEGER_IDS = ("creditnotes", "payment-receipts")
 BIG_INVOICE = "inv_17DigitTotal0000000000"
 SHAPES = {
@@ -113,8 +129,9 @@ def test_relationships_point_at_existing_objects_of_the_same_mode(data):
         for plan in by_id["plans"].values():
             assert plan["product"] in by_id["products"]
         for product in by_id["products"].values():
-            assert [p["id"] for p in product["plans"]] == [p["id"] for p in by_id["plans"].values()
-                                                          if p["product"] == product["id"]]
+            assert [p["id"] for p in product["plans"]] == [
+                p["id"] for p in by_id["plans"].values() if p["product"] == product["id"]
+            ]
         for subscription in by_id["subscriptions"].values():
             assert subscription["customer"] in by_id["customers"]
             assert subscription["lines"] and all(line["plan"] in by_id["plans"] for line in subscription["lines"])
@@ -148,8 +165,15 @@ def test_documented_statuses_in_realistic_proportions(data):
     assert invoices["paid"] + invoices["finalized"] > 0.7 * sum(invoices.values())
     assert {"succeeded", "failed", "processing", "requires_payment_method"} <= set(payments)
     assert set(payments) & {"cancelled", "canceled"}
-    assert set(payments) <= {"succeeded", "failed", "processing", "requires_payment_method", "incomplete",
-                             "cancelled", "canceled"}
+    assert set(payments) <= {
+        "succeeded",
+        "failed",
+        "processing",
+        "requires_payment_method",
+        "incomplete",
+        "cancelled",
+        "canceled",
+    }
     assert payments.most_common(1)[0][0] == "succeeded" and payments["succeeded"] > 0.6 * sum(payments.values())
     assert set(subscriptions) == {"active", "needs_attention", "paused", "cancelled", "finalized"}
     assert subscriptions.most_common(1)[0][0] == "active"
@@ -181,8 +205,12 @@ def test_a_seventeen_digit_total_reaches_the_wire_exactly(emulator):
 
 
 def test_dates_are_plain_days_and_timestamps_mix_the_three_documented_shapes(data):
-    day_fields = {"invoices": ("date", "due_date", "period_start", "period_end"), "payments": ("date",),
-                  "subscriptions": ("date_start", "next_billing"), "creditnotes": ("date",)}
+    day_fields = {
+        "invoices": ("date", "due_date", "period_start", "period_end"),
+        "payments": ("date",),
+        "subscriptions": ("date_start", "next_billing"),
+        "creditnotes": ("date",),
+    }
     for resource, fields in day_fields.items():
         for record in data[resource][False]:
             assert all(record[f] is None or DAY.match(record[f]) for f in fields), record
@@ -209,25 +237,30 @@ def test_created_range_compares_instants_whatever_the_shape(emulator, data, reso
 def test_foreign_key_filters(emulator, data):
     invoices, payments = data["invoices"][False], data["payments"][False]
     customer = max(Counter(i["customer"] for i in invoices).items(), key=lambda kv: kv[1])[0]
-    assert ids(everything(emulator, "invoices", customer=customer)) == {i["id"] for i in invoices
-                                                                         if i["customer"] == customer}
+    assert ids(everything(emulator, "invoices", customer=customer)) == {
+        i["id"] for i in invoices if i["customer"] == customer
+    }
     invoice = next(i for i in invoices if len(i["payments"]) > 1)
     assert ids(everything(emulator, "payments", invoice=invoice["id"])) == set(invoice["payments"])
     subscription = next(i["subscription"] for i in invoices if i["subscription"])
     assert ids(everything(emulator, "invoices", subscription=subscription)) == {
-        i["id"] for i in invoices if i["subscription"] == subscription}
-    assert ids(everything(emulator, "payments", customer=customer)) == {p["id"] for p in payments
-                                                                         if p["customer"] == customer}
+        i["id"] for i in invoices if i["subscription"] == subscription
+    }
+    assert ids(everything(emulator, "payments", customer=customer)) == {
+        p["id"] for p in payments if p["customer"] == customer
+    }
     product = data["products"][False][0]["id"]
-    assert ids(everything(emulator, "plans", product=product)) == {p["id"] for p in data["plans"][False]
-                                                                    if p["product"] == product}
+    assert ids(everything(emulator, "plans", product=product)) == {
+        p["id"] for p in data["plans"][False] if p["product"] == product
+    }
     note = data["creditnotes"][False][0]
     assert note["id"] in ids(everything(emulator, "creditnotes", invoice=note["invoice"]))
     contact = data["contacts"][False][0]
     assert contact["id"] in ids(everything(emulator, "contacts", customer=contact["customer"]))
     plan = data["subscriptions"][False][0]["lines"][0]["plan"]
     assert ids(everything(emulator, "subscriptions", plan=plan)) == {
-        s["id"] for s in data["subscriptions"][False] if any(line["plan"] == plan for line in s["lines"])}
+        s["id"] for s in data["subscriptions"][False] if any(line["plan"] == plan for line in s["lines"])
+    }
 
 
 def test_status_in_date_search_and_metadata_filters(emulator, data):
@@ -235,30 +268,40 @@ def test_status_in_date_search_and_metadata_filters(emulator, data):
     drafts = {i["id"] for i in invoices if i["status"] == "draft"}
     assert ids(everything(emulator, "invoices", status="draft")) == drafts
     assert ids(everything(emulator, "invoices", status__in="draft,uncollectible")) == {
-        i["id"] for i in invoices if i["status"] in ("draft", "uncollectible")}
+        i["id"] for i in invoices if i["status"] in ("draft", "uncollectible")
+    }
     assert ids(everything(emulator, "payments", status__in="cancelled,canceled")) == {
-        p["id"] for p in data["payments"][False] if p["status"] in ("cancelled", "canceled")}
+        p["id"] for p in data["payments"][False] if p["status"] in ("cancelled", "canceled")
+    }
     assert ids(everything(emulator, "invoices", date__gte="2025-01-01", date__lte="2025-06-30")) == {
-        i["id"] for i in invoices if "2025-01-01" <= i["date"] <= "2025-06-30"}
+        i["id"] for i in invoices if "2025-01-01" <= i["date"] <= "2025-06-30"
+    }
     assert ids(everything(emulator, "invoices", due_date__gte="2026-01-01")) == {
-        i["id"] for i in invoices if i["due_date"] >= "2026-01-01"}
+        i["id"] for i in invoices if i["due_date"] >= "2026-01-01"
+    }
     assert ids(everything(emulator, "invoices", due_date__lte="2024-12-31")) == {
-        i["id"] for i in invoices if i["due_date"] <= "2024-12-31"}
+        i["id"] for i in invoices if i["due_date"] <= "2024-12-31"
+    }
     assert ids(everything(emulator, "subscriptions", next_billing__gte="2026-07-01")) == {
-        s["id"] for s in data["subscriptions"][False] if (s["next_billing"] or "") >= "2026-07-01"}
+        s["id"] for s in data["subscriptions"][False] if (s["next_billing"] or "") >= "2026-07-01"
+    }
     assert ids(everything(emulator, "invoices", metadata__cost_center="CC-10")) == {
-        i["id"] for i in invoices if i["metadata"].get("cost_center") == "CC-10"}
+        i["id"] for i in invoices if i["metadata"].get("cost_center") == "CC-10"
+    }
     assert ids(everything(emulator, "products", search="COBRANZA")) == {
-        p["id"] for p in data["products"][False] if "cobranza" in p["name"].lower()}
+        p["id"] for p in data["products"][False] if "cobranza" in p["name"].lower()
+    }
     assert ids(everything(emulator, "creditnotes", search="descuento")) == {
-        n["id"] for n in data["creditnotes"][False] if "descuento" in n["note"].lower()}
+        n["id"] for n in data["creditnotes"][False] if "descuento" in n["note"].lower()
+    }
     assert ids(everything(emulator, "invoices", total__gte="100000000000000")) == {BIG_INVOICE}
 
 
 def test_unknown_filters_are_ignored_and_bad_values_are_field_errors(emulator, data):
     assert exact(api(emulator, "/invoices/", no_such_filter="x", page_size=1))["count"] == len(data["invoices"][False])
     assert exact(api(emulator, "/creditnotes/", customer="cus_x", page_size=1))["count"] == len(
-        data["creditnotes"][False])  # credit notes have no customer field
+        data["creditnotes"][False]
+    )  # credit notes have no customer field
     assert api(emulator, "/invoices/", date__gte="someday").json() == {"date__gte": ["Enter a valid date."]}
     assert api(emulator, "/payments/", created__lte="soon").json() == {"created__lte": ["Enter a valid date/time."]}
     assert api(emulator, "/invoices/", total__gte="lots").status_code == 400

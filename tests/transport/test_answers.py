@@ -39,8 +39,15 @@ def everything(exc):
         (502, b"<html>" + b" " * 104 + TOKEN.encode() + b"</html>" + b"x" * 2000, {}, "Bad Gateway"),
         (502, b"<html>" + b"\n" * 900 + TOKEN.encode() + b"</html>" + b"x" * 2000, {}, "Bad Gateway"),
     ],
-    ids=["reason phrase", "location userinfo", "location host", "escaped detail", "field errors",
-         "snippet straddling the cut", "whitespace collapsed into view"],
+    ids=[
+        "reason phrase",
+        "location userinfo",
+        "location host",
+        "escaped detail",
+        "field errors",
+        "snippet straddling the cut",
+        "whitespace collapsed into view",
+    ],
 )
 def test_no_part_of_the_token_survives(status, body, headers, reason):
     text = everything(scrubbed(status, body, headers, reason))
@@ -69,13 +76,16 @@ def test_snippet_keeps_short_bodies_whole():
     assert snippet(b"<h1>Bad   Gateway</h1>") == "<h1>Bad Gateway</h1>"
 
 
-@pytest.mark.parametrize(("body", "error"), [
-    (b'{"results": [', PiriodDecodeError),
-    (b"<html>", PiriodDecodeError),
-    (b'{"total": NaN}', PiriodResponseError),
-    (b'{"total": -Infinity}', PiriodResponseError),
-    (b"[" * 100_000 + b"]" * 100_000, PiriodResponseError),
-])
+@pytest.mark.parametrize(
+    ("body", "error"),
+    [
+        (b'{"results": [', PiriodDecodeError),
+        (b"<html>", PiriodDecodeError),
+        (b'{"total": NaN}', PiriodResponseError),
+        (b'{"total": -Infinity}', PiriodResponseError),
+        (b"[" * 100_000 + b"]" * 100_000, PiriodResponseError),
+    ],
+)
 def test_undecodable_bodies_are_typed_and_only_glitches_are_retried(body, error):
     with pytest.raises(error) as excinfo:
         decode_json(body, "GET", "/invoices/", 200)
@@ -85,5 +95,6 @@ def test_undecodable_bodies_are_typed_and_only_glitches_are_retried(body, error)
 def test_exact_money_comes_out_of_decoding():
     from decimal import Decimal
 
-    assert decode_json(b'{"total": 123456789012345.67}', "GET", "/invoices/", 200)["total"] \
-        == Decimal("123456789012345.67")
+    assert decode_json(b'{"total": 123456789012345.67}', "GET", "/invoices/", 200)["total"] == Decimal(
+        "123456789012345.67"
+    )

@@ -14,8 +14,9 @@ from airflow_provider_piriod.transport.bodies import BodyBudget, BodyDecoder
 
 
 def budget(limit=1 << 20, timeout=5.0):
-    return BodyBudget(limit=limit, timeout=timeout, deadline=time.monotonic() + timeout, method="GET",
-                      path="/invoices/", status=200)
+    return BodyBudget(
+        limit=limit, timeout=timeout, deadline=time.monotonic() + timeout, method="GET", path="/invoices/", status=200
+    )
 
 
 def decode(encoding, chunks, limit=1 << 20):
@@ -38,7 +39,7 @@ def test_identity_gzip_deflate_and_raw_deflate():
 def test_gzip_trickled_byte_by_byte_and_in_several_members():
     body = b"x" * 1000
     packed = gzip.compress(body)
-    assert decode("gzip", [packed[i:i + 1] for i in range(len(packed))]) == body
+    assert decode("gzip", [packed[i : i + 1] for i in range(len(packed))]) == body
     assert decode("gzip", [packed + packed]) == body + body
 
 
@@ -77,7 +78,9 @@ def test_bytes_that_decode_to_nothing_still_count_against_the_cap():
 
 
 def test_the_deadline_is_checked_as_bytes_arrive():
-    decoder = BodyDecoder("gzip", BodyBudget(limit=1 << 20, timeout=0.01, deadline=time.monotonic() - 1,
-                                             method="GET", path="/x/", status=200))
+    decoder = BodyDecoder(
+        "gzip",
+        BodyBudget(limit=1 << 20, timeout=0.01, deadline=time.monotonic() - 1, method="GET", path="/x/", status=200),
+    )
     with pytest.raises(PiriodNetworkError, match="deadline"):
         decoder.feed(b"\x1f\x8b\x08\x08\x00\x00\x00\x00\x00\x03" + b"a" * 10)  # an endless file name field

@@ -41,8 +41,9 @@ def use_extras(monkeypatch, emulator, **extra):
     monkeypatch.setenv("AIRFLOW_CONN_PIRIOD_DEFAULT", json.dumps(dict(emulator.connection, extra=extra)))
 
 
-def test_a_burst_of_429s_does_not_spend_retries_and_is_reported_once(monkeypatch, piriod_emulator, fast_retries,
-                                                                     warnings):
+def test_a_burst_of_429s_does_not_spend_retries_and_is_reported_once(
+    monkeypatch, piriod_emulator, fast_retries, warnings
+):
     use_extras(monkeypatch, piriod_emulator, max_retries=3)
     piriod_emulator.add_fault("status", status=429, retry_after="0.01", times=80, path="/customers/*")
     ids = [c["id"] for c in piriod_emulator.customers()] * 3

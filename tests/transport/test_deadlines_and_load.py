@@ -245,7 +245,9 @@ def test_a_big_json_body_does_not_block_the_event_loop(hostile_server, monkeypat
     assert stall < 0.5, f"the event loop was blocked for {stall:.2f} s (call took {elapsed:.2f} s with timeout=1)"
 
 
-@pytest.mark.xfail(strict=True, reason="known limit: decoding is CPU work bounded by max_response_bytes, not by the deadline")
+@pytest.mark.xfail(
+    strict=True, reason="known limit: decoding is CPU work bounded by max_response_bytes, not by the deadline"
+)
 def test_sync_decode_of_a_slow_body_stays_within_the_deadline_of_each_attempt(hostile_server, monkeypatch):
     """2 MiB of ``1e-400`` literals followed by junk (seconds of CPU to find it is not JSON) with ``timeout=1``
     and one retry: decoding counts against each attempt's deadline, so the whole call stays within

@@ -31,7 +31,7 @@ LIST_CALLS = {
 # ----------------------------------------------------------------------------- huge integers
 
 #: a valid JSON integer (401 digits, under Python's 4300-digit limit) that no float can hold
-HUGE_COUNT = 10 ** 400
+HUGE_COUNT = 10**400
 
 
 def _huge_count_handler(conn: Conn, request: Request) -> None:
@@ -59,7 +59,7 @@ def test_integers_too_big_to_print_are_refused_as_input_errors(hostile_server, m
     ``PiriodInputError`` before any request is sent."""
     server = hostile_server(lambda conn, request: conn.respond(200, page([], None)))
     connect(monkeypatch, server, timeout=2, max_retries=0)
-    big = 10 ** 5000
+    big = 10**5000
     fn = {
         "get_object-int-id": lambda: PiriodHook().get_object("payments", big),
         "get_objects-int-id": lambda: PiriodHook().get_objects("payments", [1, big]),
@@ -85,8 +85,9 @@ def test_a_deeply_nested_field_survives_to_json(hostile_server, monkeypatch):
     customer = bounded(lambda: PiriodHook().get_customer("cus_A"), HANG).ok()
     assert customer.id == "cus_A"
     outcome = bounded(customer.to_json, HANG)
-    assert outcome.error is None or isinstance(outcome.error, PiriodError), \
+    assert outcome.error is None or isinstance(outcome.error, PiriodError), (
         f"{type(outcome.error).__name__} escaped from Customer.to_json()"
+    )
 
 
 def test_a_deeply_nested_field_does_not_break_the_operator(hostile_server, monkeypatch):
@@ -97,8 +98,9 @@ def test_a_deeply_nested_field_does_not_break_the_operator(hostile_server, monke
     connect(monkeypatch, server, timeout=2, max_retries=0)
     op = PiriodCustomerOperator(task_id="t", customer_id="cus_A")
     outcome = bounded(lambda: op.execute({}), HANG)
-    assert outcome.error is None or isinstance(outcome.error, PiriodError), \
+    assert outcome.error is None or isinstance(outcome.error, PiriodError), (
         f"{type(outcome.error).__name__} escaped from the operator"
+    )
 
 
 # ----------------------------------------------------------------------------- an empty page mid-list

@@ -14,7 +14,10 @@ BASE = "https://api.piriod.com"
     ("link", "sent"),
     [
         ("https://api.piriod.com/invoices/?page=2", "https://api.piriod.com/invoices/?page=2"),
-        ("http://api.piriod.com/invoices/?page=2&page_size=100", "https://api.piriod.com/invoices/?page=2&page_size=100"),
+        (
+            "http://api.piriod.com/invoices/?page=2&page_size=100",
+            "https://api.piriod.com/invoices/?page=2&page_size=100",
+        ),
         ("https://API.PIRIOD.COM:443/invoices/?page=2#frag", "https://api.piriod.com/invoices/?page=2"),
     ],
 )
@@ -53,8 +56,10 @@ def test_links_that_could_leave_the_host_or_the_list_are_refused(link):
 
 
 def test_a_base_path_prefix_is_part_of_the_listed_path():
-    assert follow_next("https://h.example/api/v1/invoices/?page=2", "https://h.example/api/v1", "/api/v1/invoices/") \
+    assert (
+        follow_next("https://h.example/api/v1/invoices/?page=2", "https://h.example/api/v1", "/api/v1/invoices/")
         == "https://h.example/api/v1/invoices/?page=2"
+    )
 
 
 def _page(ids, next_link=None, count=1000):

@@ -133,12 +133,18 @@ def test_a_proxy_for_another_scheme_is_not_used(piriod_emulator, environment, pr
     assert proxy.seen == []
 
 
-@pytest.mark.parametrize("variables, verify", [
-    ({}, True),
-    ({"REQUESTS_CA_BUNDLE": "/etc/company/ca.pem"}, "/etc/company/ca.pem"),
-    ({"CURL_CA_BUNDLE": "/etc/company/curl.pem"}, "/etc/company/curl.pem"),
-    ({"REQUESTS_CA_BUNDLE": "/etc/company/ca.pem", "CURL_CA_BUNDLE": "/etc/company/curl.pem"}, "/etc/company/ca.pem"),
-])
+@pytest.mark.parametrize(
+    "variables, verify",
+    [
+        ({}, True),
+        ({"REQUESTS_CA_BUNDLE": "/etc/company/ca.pem"}, "/etc/company/ca.pem"),
+        ({"CURL_CA_BUNDLE": "/etc/company/curl.pem"}, "/etc/company/curl.pem"),
+        (
+            {"REQUESTS_CA_BUNDLE": "/etc/company/ca.pem", "CURL_CA_BUNDLE": "/etc/company/curl.pem"},
+            "/etc/company/ca.pem",
+        ),
+    ],
+)
 def test_the_ca_bundle_named_in_the_environment_verifies_tls(piriod_emulator, environment, variables, verify):
     for name, value in variables.items():
         environment.setenv(name, value)

@@ -75,9 +75,14 @@ def test_no_piece_of_an_echoed_token_survives_the_cut_of_an_error_text(hostile_s
     async_error = bounded(lambda: async_get("cus_A"), HANG).raised(PiriodError)
     ok, message = bounded(lambda: PiriodHook().test_connection(), HANG).ok()
     assert not ok
-    assert_no_leak({**{f"sync {k}": v for k, v in exception_texts(error).items()},
-                    **{f"async {k}": v for k, v in exception_texts(async_error).items()},
-                    "test_connection": message, "logs": logs()})
+    assert_no_leak(
+        {
+            **{f"sync {k}": v for k, v in exception_texts(error).items()},
+            **{f"async {k}": v for k, v in exception_texts(async_error).items()},
+            "test_connection": message,
+            "logs": logs(),
+        }
+    )
 
 
 def test_an_answer_for_another_id_quotes_no_piece_of_the_token(hostile_server, monkeypatch, logs):
@@ -89,10 +94,14 @@ def test_an_answer_for_another_id_quotes_no_piece_of_the_token(hostile_server, m
     error = bounded(lambda: PiriodHook().get_customer("cus_A"), HANG).raised(PiriodResponseError)
     errors = bounded(lambda: PiriodHook().get_customers(["cus_A", "cus_B"], max_workers=2), HANG).raised(PiriodError)
     async_error = bounded(lambda: async_get("cus_A"), HANG).raised(PiriodResponseError)
-    assert_no_leak({**{f"get_customer {k}": v for k, v in exception_texts(error).items()},
-                    **{f"get_customers {k}": v for k, v in exception_texts(errors).items()},
-                    **{f"async {k}": v for k, v in exception_texts(async_error).items()},
-                    "logs": logs()})
+    assert_no_leak(
+        {
+            **{f"get_customer {k}": v for k, v in exception_texts(error).items()},
+            **{f"get_customers {k}": v for k, v in exception_texts(errors).items()},
+            **{f"async {k}": v for k, v in exception_texts(async_error).items()},
+            "logs": logs(),
+        }
+    )
 
 
 # ----------------------------------------------------------------------------- the token put into a URL

@@ -27,15 +27,27 @@ def make(**kwargs) -> PiriodCustomerTrigger:
 
 def test_serialize_is_json_and_rebuilds_the_same_trigger():
     trigger = PiriodCustomerTrigger(
-        piriod_conn_id="billing", customer_id="cus_1", target_status="active", match={"country.id": "CL"},
-        test_mode=True, poke_interval=15, deadline=1_900_000_000.5,
+        piriod_conn_id="billing",
+        customer_id="cus_1",
+        target_status="active",
+        match={"country.id": "CL"},
+        test_mode=True,
+        poke_interval=15,
+        deadline=1_900_000_000.5,
     )
     classpath, kwargs = trigger.serialize()
     assert classpath == "airflow_provider_piriod.triggers.piriod.PiriodCustomerTrigger"
     assert kwargs == {
-        "piriod_conn_id": "billing", "customer_id": "cus_1", "filters": None, "target_status": "active",
-        "match": {"country.id": "CL"}, "min_count": 1, "fail_statuses": ["archived"], "test_mode": True,
-        "poke_interval": 15.0, "deadline": 1_900_000_000.5,
+        "piriod_conn_id": "billing",
+        "customer_id": "cus_1",
+        "filters": None,
+        "target_status": "active",
+        "match": {"country.id": "CL"},
+        "min_count": 1,
+        "fail_statuses": ["archived"],
+        "test_mode": True,
+        "poke_interval": 15.0,
+        "deadline": 1_900_000_000.5,
     }
     module, name = classpath.rsplit(".", 1)
     rebuilt = getattr(importlib.import_module(module), name)(**json.loads(json.dumps(kwargs)))
@@ -62,8 +74,9 @@ def test_waits_for_a_customer_that_does_not_exist_yet(piriod_emulator):
 def test_deadline_gives_a_timeout_event(piriod_emulator):
     signup = piriod_emulator.create_customer(status="pending")
     started = time.monotonic()
-    event = first_event(make(customer_id=signup["id"], target_status="active", poke_interval=0.2,
-                             deadline=time.time() + 0.7))
+    event = first_event(
+        make(customer_id=signup["id"], target_status="active", poke_interval=0.2, deadline=time.time() + 0.7)
+    )
     assert event["status"] == "timeout" and "status is 'pending'" in event["message"]
     assert 0.6 < time.monotonic() - started < 3
 
@@ -92,7 +105,9 @@ def test_transient_failures_are_retried_with_the_hooks_rules(piriod_emulator, fa
 
 
 def test_transient_failures_beyond_retries_count_as_not_yet(piriod_emulator, fast_retries, monkeypatch):
-    monkeypatch.setenv("AIRFLOW_CONN_PIRIOD_DEFAULT", json.dumps(dict(piriod_emulator.connection, extra={"max_retries": 0})))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_PIRIOD_DEFAULT", json.dumps(dict(piriod_emulator.connection, extra={"max_retries": 0}))
+    )
     record = piriod_emulator.customers()[0]
     piriod_emulator.add_fault("status", status=500, times=3)
     event = first_event(make(customer_id=record["id"]))

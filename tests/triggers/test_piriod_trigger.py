@@ -37,14 +37,30 @@ def rebuild(classpath: str, kwargs: dict):
 
 
 def test_serialize_is_json_and_rebuilds_the_same_trigger():
-    trigger = PiriodTrigger(resource="invoices", piriod_conn_id="billing", object_id="inv_1", target_status="paid",
-                            match={"currency": "USD"}, test_mode=True, poke_interval=15, deadline=1_900_000_000.5)
+    trigger = PiriodTrigger(
+        resource="invoices",
+        piriod_conn_id="billing",
+        object_id="inv_1",
+        target_status="paid",
+        match={"currency": "USD"},
+        test_mode=True,
+        poke_interval=15,
+        deadline=1_900_000_000.5,
+    )
     classpath, kwargs = trigger.serialize()
     assert classpath == "airflow_provider_piriod.triggers.piriod.PiriodTrigger"
     assert kwargs == {
-        "resource": "invoices", "piriod_conn_id": "billing", "object_id": "inv_1", "filters": None,
-        "target_status": "paid", "match": {"currency": "USD"}, "min_count": 1, "fail_statuses": ["uncollectible"],
-        "test_mode": True, "poke_interval": 15.0, "deadline": 1_900_000_000.5,
+        "resource": "invoices",
+        "piriod_conn_id": "billing",
+        "object_id": "inv_1",
+        "filters": None,
+        "target_status": "paid",
+        "match": {"currency": "USD"},
+        "min_count": 1,
+        "fail_statuses": ["uncollectible"],
+        "test_mode": True,
+        "poke_interval": 15.0,
+        "deadline": 1_900_000_000.5,
     }
     assert rebuild(classpath, kwargs).serialize() == (classpath, kwargs)
 
@@ -52,13 +68,25 @@ def test_serialize_is_json_and_rebuilds_the_same_trigger():
 def test_a_customer_trigger_stored_by_an_earlier_version_still_runs(piriod_emulator):
     """The kwargs PiriodCustomerTrigger has always serialized rebuild it (as the triggerer does after an upgrade)."""
     record = piriod_emulator.customers()[0]
-    stored = {"piriod_conn_id": "piriod_default", "customer_id": record["id"], "filters": None, "target_status": None,
-              "match": {}, "min_count": 1, "fail_statuses": [], "test_mode": None, "poke_interval": 0.1,
-              "deadline": time.time() + 20}
+    stored = {
+        "piriod_conn_id": "piriod_default",
+        "customer_id": record["id"],
+        "filters": None,
+        "target_status": None,
+        "match": {},
+        "min_count": 1,
+        "fail_statuses": [],
+        "test_mode": None,
+        "poke_interval": 0.1,
+        "deadline": time.time() + 20,
+    }
     trigger = rebuild("airflow_provider_piriod.triggers.piriod.PiriodCustomerTrigger", stored)
     assert isinstance(trigger, PiriodCustomerTrigger) and trigger.serialize()[1] == stored
-    assert first_event(trigger) == {"status": "success", "value": record,
-                                    "message": f"Piriod customer {record['id']!r} matches"}
+    assert first_event(trigger) == {
+        "status": "success",
+        "value": record,
+        "message": f"Piriod customer {record['id']!r} matches",
+    }
 
 
 def test_unknown_resources_and_statuses_are_refused():
@@ -99,19 +127,29 @@ def test_integer_ids_are_waited_for(piriod_emulator):
 
 def test_filters_mode_waits_for_min_count_matching_subscriptions(piriod_emulator):
     customer = piriod_emulator.customers()[2]["id"]
-    batch = [piriod_emulator.create("subscriptions", customer=customer, status="active", metadata={"wave": "s4"})
-             for _ in range(3)]
+    batch = [
+        piriod_emulator.create("subscriptions", customer=customer, status="active", metadata={"wave": "s4"})
+        for _ in range(3)
+    ]
     for subscription in batch[:2]:
         piriod_emulator.update("subscriptions", subscription["id"], status="needs_attention", after_seconds=0.4)
-    event = first_event(make(resource="subscriptions", filters={"metadata__wave": "s4"},
-                             target_status="needs_attention", min_count=2))
+    event = first_event(
+        make(resource="subscriptions", filters={"metadata__wave": "s4"}, target_status="needs_attention", min_count=2)
+    )
     assert event["status"] == "success"
     assert sorted(s["id"] for s in event_value(event)) == sorted(s["id"] for s in batch[:2])
 
 
 def test_the_deadline_gives_a_timeout_event_naming_the_resource(piriod_emulator):
     invoice = piriod_emulator.create("invoices", status="finalized")
-    event = first_event(make(resource="invoices", object_id=invoice["id"], target_status="paid", poke_interval=0.2,
-                             deadline=time.time() + 0.5))
+    event = first_event(
+        make(
+            resource="invoices",
+            object_id=invoice["id"],
+            target_status="paid",
+            poke_interval=0.2,
+            deadline=time.time() + 0.5,
+        )
+    )
     assert event["status"] == "timeout"
     assert f"Piriod invoice '{invoice['id']}' exists but its status is 'finalized'" in event["message"]

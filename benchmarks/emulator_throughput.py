@@ -42,8 +42,9 @@ async def client(url: str, headers: bytes, ids: list[str], offset: int, step: in
 async def load(emulator: PiriodEmulator, clients: int, seconds: float) -> tuple[int, int]:
     ids = [c["id"] for c in emulator.customers()]
     host = urlsplit(emulator.url).netloc
-    headers = (f"Host: {host}\r\nAuthorization: Token {emulator.token}\r\n"
-               f"x-simple-workspace: {emulator.workspace}\r\n\r\n").encode()
+    headers = (
+        f"Host: {host}\r\nAuthorization: Token {emulator.token}\r\nx-simple-workspace: {emulator.workspace}\r\n\r\n"
+    ).encode()
     stop = time.monotonic() + seconds
     results = await asyncio.gather(*(client(emulator.url, headers, ids, i, clients, stop) for i in range(clients)))
     return sum(r[0] for r in results), sum(r[1] for r in results)
@@ -55,7 +56,10 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=32)
     args = parser.parse_args()
     print(f"{os.cpu_count()} cores, {args.clients} concurrent keep-alive clients, {args.seconds:g} s per run")
-    print(f"{'latency':>8} {'requests':>9} {'errors':>7} {'req/s':>8} {'ceiling':>8} {'server cpu':>11} {'client cpu':>11}")
+    print(
+        f"{'latency':>8} {'requests':>9} {'errors':>7} {'req/s':>8} {'ceiling':>8} "
+        f"{'server cpu':>11} {'client cpu':>11}"
+    )
     for latency in (0, 20):
         server_before = resource.getrusage(resource.RUSAGE_CHILDREN)
         client_before = time.process_time()
@@ -66,8 +70,10 @@ def main() -> None:
         server = resource.getrusage(resource.RUSAGE_CHILDREN)
         server_cpu = server.ru_utime + server.ru_stime - server_before.ru_utime - server_before.ru_stime
         ceiling = f"{args.clients / (latency / 1000):.0f}" if latency else "-"
-        print(f"{latency:>6}ms {done:>9} {errors:>7} {done / elapsed:>8.0f} {ceiling:>8} "
-              f"{server_cpu:>10.1f}s {time.process_time() - client_before:>10.1f}s")
+        print(
+            f"{latency:>6}ms {done:>9} {errors:>7} {done / elapsed:>8.0f} {ceiling:>8} "
+            f"{server_cpu:>10.1f}s {time.process_time() - client_before:>10.1f}s"
+        )
 
 
 if __name__ == "__main__":

@@ -9,16 +9,21 @@ runs marked "median of 3" repeat the measurement and keep the median.
        an HttpHook loop.                                     floor: ceil(N/C) x latency
     B. every customer through the list endpoint (page_size 100): following next, parallel pages,
        HttpOperator with pagination_function.                floor: pages (or 1 + ceil((P-1)/C)) x latency
+       Each is also a ratio to an "ideal client" run next to it: the same pages with as many workers,
+       over bare http.client connections, decoded by the fastest decoder installed, nothing checked.
+       On a small machine the emulator and the client share the CPU, so this is the best it allows.
     C. streaming 10k and 100k customers to output_path at 0 ms: peak RSS of the task process.
     D. DAG parse cost: 50 PiriodCustomerOperator tasks vs 50 EmptyOperator tasks.
-    E. a rate-limited Piriod (token bucket, 429 + Retry-After): N ids with 32 workers vs N/R.
+    E. a rate-limited Piriod (token bucket, 429 + Retry-After): N ids with 32 workers vs N/R, and the
+       WARNING lines the hook logged.
 
-    .venv/bin/python benchmarks/run.py [--n 1000] [--latency-ms 20] [--rate 200]
+    .venv/bin/python benchmarks/run.py [--n 1000] [--latency-ms 20] [--rate 200] [--only ABCDE]
 """
 
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
 import math
 import os
@@ -28,16 +33,21 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import threading
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
 os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="piriod-bench-"))
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 
-import requests  # noqa: E402
+import requests
 
-from airflow_provider_piriod.testing import PiriodEmulator  # noqa: E402
+from airflow_provider_piriod.testing import PiriodEmulator
 
 LIVE_SHARE = 0.9  # the emulator makes about 10 % of its customers test-mode records
 
@@ -48,17 +58,24 @@ def generated_for(live: int) -> int:
 
 
 class Table:
-    """Rows of (label, wall seconds, requests, floor seconds) printed with the ratio to the floor."""
+    """Rows of (label, wall seconds, requests, floor seconds) printed with the ratio to the floor.
 
-    def __init__(self, title: str) -> None:
+    With ``ideal=True`` a last column gives the ratio to the ideal client's wall time of the same run.
+    """
+
+    def __init__(self, title: str, *, ideal: bool = False) -> None:
         print(f"\n{title}")
-        print(f"  {'method':<58} {'wall s':>8} {'requests':>9} {'floor s':>8} {'ratio':>7}")
+        print(
+            f"  {'method':<58} {'wall s':>8} {'requests':>9} {'floor s':>8} {'ratio':>7}"
+            + (f" {'vs ideal':>9}" if ideal else "")
+        )
 
     @staticmethod
-    def row(label: str, wall: float, count: int | str, floor: float | None) -> None:
+    def row(label: str, wall: float, count: int | str, floor: float | None, ideal: float | None = None) -> None:
         ratio = f"{wall / floor:7.2f}" if floor else "      -"
         floor_text = f"{floor:8.2f}" if floor else "       -"
-        print(f"  {label:<58} {wall:8.2f} {count!s:>9} {floor_text} {ratio}", flush=True)
+        ideal_text = f" {wall / ideal:9.2f}" if ideal else ""
+        print(f"  {label:<58} {wall:8.2f} {count!s:>9} {floor_text} {ratio}{ideal_text}", flush=True)
 
 
 def timed(emulator: PiriodEmulator, action) -> tuple[float, int]:
@@ -76,10 +93,13 @@ def median_of_3(emulator: PiriodEmulator, action) -> tuple[float, int]:
 
 def use(emulator: PiriodEmulator) -> None:
     os.environ.update(emulator.connection_env())
-    os.environ["AIRFLOW_CONN_BENCH_HTTP"] = json.dumps({
-        "conn_type": "http", "host": emulator.url,
-        "extra": {"Authorization": f"Token {emulator.token}", "x-simple-workspace": emulator.workspace},
-    })
+    os.environ["AIRFLOW_CONN_BENCH_HTTP"] = json.dumps(
+        {
+            "conn_type": "http",
+            "host": emulator.url,
+            "extra": {"Authorization": f"Token {emulator.token}", "x-simple-workspace": emulator.workspace},
+        }
+    )
 
 
 def section_a(n: int, latency: float) -> None:
@@ -93,18 +113,62 @@ def section_a(n: int, latency: float) -> None:
         table = Table(f"A. {n} customers by id, {latency * 1000:g} ms latency")
         for workers in (1, 8, 16, 32):
             hook = PiriodHook()
-            run = lambda: hook.get_customers(ids, max_workers=workers)  # noqa: E731
+
+            def run(hook=hook, workers=workers):
+                return hook.get_customers(ids, max_workers=workers)
+
             wall, count = median_of_3(emulator, run) if workers > 1 else timed(emulator, run)
             note = " (median of 3)" if workers > 1 else ""
-            table.row(f"PiriodHook.get_customers max_workers={workers}{note}", wall,
-                      count, math.ceil(n / workers) * latency)
+            table.row(
+                f"PiriodHook.get_customers max_workers={workers}{note}", wall, count, math.ceil(n / workers) * latency
+            )
         headers = {"Authorization": f"Token {emulator.token}", "x-simple-workspace": emulator.workspace}
-        wall, count = timed(emulator, lambda: [
-            requests.get(f"{emulator.url}/customers/{i}/", headers=headers, timeout=30).json() for i in ids])
+        wall, count = timed(
+            emulator,
+            lambda: [requests.get(f"{emulator.url}/customers/{i}/", headers=headers, timeout=30).json() for i in ids],
+        )
         table.row("requests.get loop", wall, count, n * latency)
         http = HttpHook(method="GET", http_conn_id="bench_http")
         wall, count = timed(emulator, lambda: [http.run(f"/customers/{i}/").json() for i in ids])
         table.row("HttpHook.run loop (providers-http)", wall, count, n * latency)
+
+
+def fastest_decoder() -> Callable[[bytes], Any]:
+    """msgspec's plain decoder if installed (floats only, nothing kept exact), else json.loads."""
+    try:
+        import msgspec
+    except ImportError:
+        return json.loads
+    return msgspec.json.Decoder().decode
+
+
+def ideal_list_read(emulator: PiriodEmulator, page_size: int, workers: int) -> list[dict[str, Any]]:
+    """Every customer the way the hook's parallel mode reads them (page 1, then the rest ``workers`` at a time),
+    with as little client as possible: one keep-alive http.client connection per thread, no checks at all."""
+    decode = fastest_decoder()
+    address = urlsplit(emulator.url)
+    headers = {"Authorization": f"Token {emulator.token}", "x-simple-workspace": emulator.workspace}
+    local, connections = threading.local(), []
+
+    def page(number: int) -> dict[str, Any]:
+        if not hasattr(local, "connection"):
+            local.connection = http.client.HTTPConnection(address.netloc, timeout=30)
+            connections.append(local.connection)
+        local.connection.request("GET", f"/customers/?page={number}&page_size={page_size}", headers=headers)
+        return decode(local.connection.getresponse().read())
+
+    try:
+        first = page(1)
+        numbers = range(2, math.ceil(first["count"] / page_size) + 1)
+        if workers == 1:
+            rest = [page(number) for number in numbers]
+        else:
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                rest = list(pool.map(page, numbers))
+        return [customer for each in (first, *rest) for customer in each["results"]]
+    finally:
+        for connection in connections:
+            connection.close()
 
 
 def section_b(n: int, latency: float) -> None:
@@ -116,24 +180,37 @@ def section_b(n: int, latency: float) -> None:
         use(emulator)
         live = len(emulator.customers())
         pages = math.ceil(live / 100)
-        table = Table(f"B. all {live} customers through the list endpoint (page_size 100, {pages} pages)")
+        table = Table(f"B. all {live} customers through the list endpoint (page_size 100, {pages} pages)", ideal=True)
         hook = PiriodHook()
+        ideal_list_read(emulator, 100, 16)  # the emulator's first reads are slower: not part of any figure
+        ideal, count = timed(emulator, lambda: ideal_list_read(emulator, 100, 1))
+        table.row("ideal client, page after page", ideal, count, pages * latency, ideal)
         wall, count = timed(emulator, lambda: list(hook.iter_customer_json(page_size=100)))
-        table.row("PiriodHook following next", wall, count, pages * latency)
+        table.row("PiriodHook following next", wall, count, pages * latency, ideal)
+        sequential_ideal = ideal
         for workers in (4, 8, 16):
+            floor = (1 + math.ceil((pages - 1) / workers)) * latency
+            ideal, count = median_of_3(emulator, lambda workers=workers: ideal_list_read(emulator, 100, workers))
+            table.row(f"ideal client, parallel pages workers={workers} (median of 3)", ideal, count, floor, ideal)
             wall, count = median_of_3(
-                emulator, lambda: list(hook.iter_customer_json(page_size=100, max_workers=workers)))
-            table.row(f"PiriodHook parallel pages max_workers={workers} (median of 3)", wall, count,
-                      (1 + math.ceil((pages - 1) / workers)) * latency)
+                emulator, lambda workers=workers: list(hook.iter_customer_json(page_size=100, max_workers=workers))
+            )
+            table.row(f"PiriodHook parallel pages max_workers={workers} (median of 3)", wall, count, floor, ideal)
 
         def next_page(response):
             following = response.json().get("next")
             return {"endpoint": following.removeprefix(emulator.url), "data": {}} if following else None
 
-        operator = HttpOperator(task_id="pull", http_conn_id="bench_http", method="GET", endpoint="/customers/",
-                                data={"page_size": 100}, pagination_function=next_page)
-        wall, count = timed(emulator, lambda: operator.execute({}))
-        table.row("HttpOperator with pagination_function", wall, count, pages * latency)
+        pull = HttpOperator(
+            task_id="pull",
+            http_conn_id="bench_http",
+            method="GET",
+            endpoint="/customers/",
+            data={"page_size": 100},
+            pagination_function=next_page,
+        )
+        wall, count = timed(emulator, lambda: pull.execute({}))
+        table.row("HttpOperator with pagination_function", wall, count, pages * latency, sequential_ideal)
 
 
 STREAM_CHILD = textwrap.dedent("""
@@ -151,15 +228,25 @@ def section_c() -> None:
     print(f"  {'customers':>10} {'wall s':>8} {'peak RSS MB':>12} {'vs 10k':>8}")
     baseline = None
     for n in (10_000, 100_000):
-        with PiriodEmulator(customers=generated_for(n), in_process=False) as emulator, \
-                tempfile.TemporaryDirectory() as out:
+        with (
+            PiriodEmulator(customers=generated_for(n), in_process=False) as emulator,
+            tempfile.TemporaryDirectory() as out,
+        ):
             env = {**os.environ, **emulator.connection_env()}
-            result = subprocess.run([sys.executable, "-c", STREAM_CHILD, f"file://{out}/customers.ndjson"],
-                                    env=env, capture_output=True, text=True, check=True)
+            result = subprocess.run(
+                [sys.executable, "-c", STREAM_CHILD, f"file://{out}/customers.ndjson"],
+                env=env,
+                capture_output=True,
+                text=True,
+                check=True,
+            )
             figures = json.loads(result.stdout.strip().splitlines()[-1])
         baseline = baseline or figures["rss_mb"]
-        print(f"  {figures['count']:>10} {figures['wall']:8.2f} {figures['rss_mb']:12.1f} "
-              f"{figures['rss_mb'] / baseline:8.2f}", flush=True)
+        print(
+            f"  {figures['count']:>10} {figures['wall']:8.2f} {figures['rss_mb']:12.1f} "
+            f"{figures['rss_mb'] / baseline:8.2f}",
+            flush=True,
+        )
 
 
 DAG_TEMPLATE = textwrap.dedent("""
@@ -174,10 +261,14 @@ DAG_TEMPLATE = textwrap.dedent("""
 
 def section_d(repeats: int = 7) -> None:
     variants = {
-        "EmptyOperator": ("from airflow.providers.standard.operators.empty import EmptyOperator",
-                          'EmptyOperator(task_id=f"t{index}")'),
-        "PiriodCustomerOperator": ("from airflow_provider_piriod.operators.piriod import PiriodCustomerOperator",
-                                   'PiriodCustomerOperator(task_id=f"t{index}", customer_id=f"cus_{index}")'),
+        "EmptyOperator": (
+            "from airflow.providers.standard.operators.empty import EmptyOperator",
+            'EmptyOperator(task_id=f"t{index}")',
+        ),
+        "PiriodCustomerOperator": (
+            "from airflow_provider_piriod.operators.piriod import PiriodCustomerOperator",
+            'PiriodCustomerOperator(task_id=f"t{index}", customer_id=f"cus_{index}")',
+        ),
     }
     medians = {}
     with tempfile.TemporaryDirectory() as folder:
@@ -197,12 +288,26 @@ def section_d(repeats: int = 7) -> None:
     print(f"  ratio Piriod / Empty    {medians['PiriodCustomerOperator'] / medians['EmptyOperator']:6.3f}")
 
 
+class WarningCount:
+    """Stands in for a hook's logger and counts the lines it logs at WARNING or above."""
+
+    def __init__(self, log: Any) -> None:
+        self.log, self.count = log, 0
+
+    def __getattr__(self, name: str) -> Any:
+        if name in ("warning", "error", "exception", "critical"):
+            self.count += 1
+        return getattr(self.log, name)
+
+
 def section_e(n: int, rate: float, latency: float) -> None:
     from airflow_provider_piriod.hooks.piriod import PiriodHook
 
-    print(f"\nE. a rate-limited Piriod: {rate:g} requests/s (burst {rate / 10:g}), {n} ids, max_workers=32, "
-          f"{latency * 1000:g} ms latency (median of 3)")
-    print(f"  {'wall s':>8} {'N/R s':>7} {'ratio':>7} {'requests':>9} {'429s':>6} {'429 share':>10}")
+    print(
+        f"\nE. a rate-limited Piriod: {rate:g} requests/s (burst {rate / 10:g}), {n} ids, max_workers=32, "
+        f"{latency * 1000:g} ms latency (median of 3)"
+    )
+    print(f"  {'wall s':>8} {'N/R s':>7} {'ratio':>7} {'requests':>9} {'429s':>6} {'429 share':>10} {'WARNINGs':>9}")
     with PiriodEmulator(customers=generated_for(n) + 50, latency_ms=latency * 1000, in_process=False) as emulator:
         use(emulator)
         ids = [c["id"] for c in emulator.customers()][:n]
@@ -210,13 +315,18 @@ def section_e(n: int, rate: float, latency: float) -> None:
         for _ in range(3):
             emulator.set_rate_limit(rate, burst=rate / 10)  # a full bucket for each run
             emulator.reset()
+            hook = PiriodHook()
+            hook._log = warnings = WarningCount(hook.log)
             started = time.perf_counter()
-            PiriodHook().get_customers(ids, max_workers=32)
+            hook.get_customers(ids, max_workers=32)
             wall = time.perf_counter() - started
             statuses = [entry["status"] for entry in emulator.requests()]
-            runs.append((wall, len(statuses), statuses.count(429)))
-        wall, total, throttled = sorted(runs)[1]
-    print(f"  {wall:8.2f} {n / rate:7.2f} {wall / (n / rate):7.2f} {total:9} {throttled:6} {throttled / total:10.1%}")
+            runs.append((wall, len(statuses), statuses.count(429), warnings.count))
+        wall, total, throttled, warned = sorted(runs)[1]
+    print(
+        f"  {wall:8.2f} {n / rate:7.2f} {wall / (n / rate):7.2f} {total:9} {throttled:6} {throttled / total:10.1%} "
+        f"{warned:9}"
+    )
 
 
 def main() -> None:
@@ -225,17 +335,25 @@ def main() -> None:
     parser.add_argument("--list-n", type=int, default=10_000, help="customers for B")
     parser.add_argument("--latency-ms", type=float, default=20.0)
     parser.add_argument("--rate", type=float, default=200.0, help="requests per second allowed in E")
+    parser.add_argument("--only", default="ABCDE", help="the scenarios to run, e.g. BE")
     args = parser.parse_args()
     latency = args.latency_ms / 1000
-    print(f"airflow-provider-piriod benchmarks, {date.today()}, {os.cpu_count()} cores, "
-          f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB, "
-          f"Python {platform.python_version()}")
+    print(
+        f"airflow-provider-piriod benchmarks, {date.today()}, {os.cpu_count()} cores, "
+        f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB, "
+        f"Python {platform.python_version()}, load average {os.getloadavg()[0]:.2f} at start"
+    )
     started = time.perf_counter()
-    section_a(args.n, latency)
-    section_b(args.list_n, latency)
-    section_c()
-    section_d()
-    section_e(args.n, args.rate, latency)
+    sections = {
+        "A": lambda: section_a(args.n, latency),
+        "B": lambda: section_b(args.list_n, latency),
+        "C": section_c,
+        "D": section_d,
+        "E": lambda: section_e(args.n, args.rate, latency),
+    }
+    for name, run in sections.items():
+        if name in args.only.upper():
+            run()
     print(f"\ntotal {time.perf_counter() - started:.0f} s")
 
 

@@ -1,6 +1,6 @@
 """Deadlines that hold end to end, and behaviour under load, against hostile loopback servers.
 
-Regression tests from an adversarial review (:mod:`tests.hostile`): a proxy's ``CONNECT`` answer is inside
+Hostile servers on loopback (:mod:`tests.hostile`): a proxy's ``CONNECT`` answer is inside
 the attempt's deadline; a deadline that passes late never shuts down a connection another thread took
 from the pool; decoding a big body neither blocks the triggerer's event loop nor runs outside the
 deadline; a ``Retry-After`` of zero (or in the past) is no hot loop; and the first failure of

@@ -1,6 +1,6 @@
 """Odd but well-formed answers and inputs end in a typed ``PiriodError`` or a correct result, never a raw one.
 
-Regression tests from an adversarial review, run against raw loopback servers (:mod:`tests.hostile`):
+Hostile servers on loopback (:mod:`tests.hostile`):
 a ``count`` too big for a float, integers too big to print in ids and filters, fields nested deeper than
 ``copy.deepcopy`` can follow, and an empty page in the middle of a list. Every call runs under
 :func:`tests.hostile.bounded`.

@@ -1,6 +1,6 @@
 """The token never leaks through what a hostile server sends back, nor through the way a request is sent.
 
-Regression tests from an adversarial review, run against raw loopback servers (:mod:`tests.hostile`):
+Hostile servers on loopback (:mod:`tests.hostile`):
 a token echoed into an error body is redacted before any cut (no prefix of it survives), an answer for
 another id quotes no piece of it, a ``next`` link carrying it is refused before any request, redaction
 holds whatever case a redirect host gives it, and plain http never hands it to a proxy from the

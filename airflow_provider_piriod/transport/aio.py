@@ -10,13 +10,13 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
-from contextlib import asynccontextmanager
+from contextlib import AbstractContextManager
 from typing import Any
 from urllib.parse import urlsplit
 
 from airflow_provider_piriod import __version__
 from airflow_provider_piriod.connection import PiriodSettings
-from airflow_provider_piriod.exceptions import PiriodError, PiriodRateLimitError
+from airflow_provider_piriod.exceptions import PiriodRateLimitError
 from airflow_provider_piriod.protocol import TRANSIENT_ERRORS
 from airflow_provider_piriod.resources import Resource
 from airflow_provider_piriod.transport.answers import (
@@ -28,7 +28,7 @@ from airflow_provider_piriod.transport.answers import (
     scrub,
 )
 from airflow_provider_piriod.transport.bodies import ACCEPT_ENCODING, BodyBudget, BodyDecoder
-from airflow_provider_piriod.transport.calls import Call
+from airflow_provider_piriod.transport.calls import Call, one_call
 from airflow_provider_piriod.transport.pages import EXTRA_PAGES, PageWalk
 
 
@@ -68,17 +68,17 @@ class AsyncPiriodTransport:
 
     async def get_object(self, resource: Resource, object_id: str) -> dict[str, Any]:
         path = resource.object_path(object_id)
-        async with self._calling(resource.name) as call:
+        with self._calling(resource.name) as call:
             data = await self._request_json(self._url(path), call)
             return check_requested_object(data, object_id, resource.label, path)
 
     async def count(self, resource: Resource, params: Mapping[str, str]) -> int:
-        async with self._calling(resource.name) as call:
+        with self._calling(resource.name) as call:
             return (await self._get_page(self._url(resource.path), call, {**params, "page_size": "1"}))["count"]
 
     async def iter_list(self, resource: Resource, params: dict[str, str]) -> AsyncIterator[dict[str, Any]]:
         """Every object of the list, each once, following ``next`` on the configured origin and path only."""
-        async with self._calling(resource.name) as call:
+        with self._calling(resource.name) as call:
             walk = PageWalk(self.settings.base_url, resource.path, resource.label, self.settings.token)
             page: dict[str, Any] | None  # None after the last page
             page = await self._get_page(self._url(resource.path), call, params)
@@ -157,20 +157,5 @@ class AsyncPiriodTransport:
                 decoder.feed(chunk)
             return response.status_code, response.reason_phrase, response.headers, decoder.finish()
 
-    @asynccontextmanager
-    async def _calling(self, what: str) -> AsyncIterator[Call]:
-        """One hook call: its retry and rate-limit bookkeeping, and every Piriod error scrubbed on the way out."""
-        settings = self.settings
-        call = Call(
-            self.log,
-            what,
-            max_retries=settings.max_retries,
-            rate_limit_wait=settings.rate_limit_wait,
-            delay=self._retry_delay,
-        )
-        try:
-            yield call
-        except PiriodError as exc:
-            raise scrub(exc, settings.token) from exc.__cause__
-        finally:
-            call.finish()
+    def _calling(self, what: str) -> AbstractContextManager[Call]:
+        return one_call(self.settings, self.log, what, self._retry_delay)

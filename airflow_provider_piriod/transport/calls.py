@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
+from airflow_provider_piriod.connection import PiriodSettings
 from airflow_provider_piriod.exceptions import PiriodError, PiriodRateLimitError
+from airflow_provider_piriod.transport.answers import scrub
 
 #: seconds between two throttling summaries, and between two progress lines
 REPORT_EVERY = 30.0
@@ -166,6 +169,18 @@ class Call:
             )
         if self.retries > 1:
             self.log.info("Piriod: %d requests of %s were retried after transient failures", self.retries, self.what)
+
+
+@contextmanager
+def one_call(settings: PiriodSettings, log: Any, what: str, delay: Callable[[int, Exception], float]) -> Iterator[Call]:
+    """One hook call, sync or async: its bookkeeping, and every Piriod error scrubbed on the way out."""
+    call = Call(log, what, max_retries=settings.max_retries, rate_limit_wait=settings.rate_limit_wait, delay=delay)
+    try:
+        yield call
+    except PiriodError as exc:
+        raise scrub(exc, settings.token) from exc.__cause__
+    finally:
+        call.finish()
 
 
 def _duration(seconds: float) -> str:

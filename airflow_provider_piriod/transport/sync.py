@@ -14,7 +14,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import closing, contextmanager
+from contextlib import AbstractContextManager, closing
 from functools import cached_property
 from itertools import islice
 from typing import Any, TypeVar
@@ -42,7 +42,7 @@ from airflow_provider_piriod.transport.answers import (
 )
 from airflow_provider_piriod.transport.bodies import ACCEPT_ENCODING, BodyBudget, BodyDecoder
 from airflow_provider_piriod.transport.deadline import DeadlineAdapter, attempt_deadline
-from airflow_provider_piriod.transport.calls import Call
+from airflow_provider_piriod.transport.calls import Call, one_call
 from airflow_provider_piriod.transport.pages import EXTRA_PAGES, PageWalk, pages_for
 from airflow_provider_piriod.transport.throttle import Throttle
 
@@ -299,23 +299,8 @@ class PiriodTransport:
                 return decoder.finish()
             decoder.feed(chunk)
 
-    @contextmanager
-    def _calling(self, what: str) -> Iterator[Call]:
-        """One hook call: its retry and rate-limit bookkeeping, and every Piriod error scrubbed on the way out."""
-        settings = self.settings
-        call = Call(
-            self.log,
-            what,
-            max_retries=settings.max_retries,
-            rate_limit_wait=settings.rate_limit_wait,
-            delay=self._retry_delay,
-        )
-        try:
-            yield call
-        except PiriodError as exc:
-            raise scrub(exc, settings.token) from exc.__cause__
-        finally:
-            call.finish()
+    def _calling(self, what: str) -> AbstractContextManager[Call]:
+        return one_call(self.settings, self.log, what, self._retry_delay)
 
 
 def bounded_map(

@@ -27,7 +27,7 @@ from airflow_provider_piriod.transport.answers import (
     network_error,
     scrub,
 )
-from airflow_provider_piriod.transport.bodies import ACCEPT_ENCODING, BodyBudget, BodyDecoder
+from airflow_provider_piriod.transport.bodies import ACCEPT_ENCODING, open_body
 from airflow_provider_piriod.transport.calls import Call, one_call
 from airflow_provider_piriod.transport.pages import EXTRA_PAGES, PageWalk
 
@@ -141,18 +141,15 @@ class AsyncPiriodTransport:
         return await asyncio.to_thread(answer_json, method, path, status, reason, body, headers, secrets)
 
     async def _read(self, url: str, params: Mapping[str, str] | None, method: str, path: str, deadline: float):
-        settings = self.settings
         async with self._client.stream(method, url, params=params) as response:
-            budget = BodyBudget(
-                limit=settings.max_response_bytes,
-                timeout=settings.timeout,
-                deadline=deadline,
+            decoder = open_body(
+                self.settings,
+                response.headers,
+                status=response.status_code,
                 method=method,
                 path=path,
-                status=response.status_code,
+                deadline=deadline,
             )
-            budget.check_declared(response.headers.get("content-length"))
-            decoder = BodyDecoder(response.headers.get("content-encoding"), budget)
             async for chunk in response.aiter_raw():  # raw: httpx would decode whole chunks, unbounded
                 decoder.feed(chunk)
             return response.status_code, response.reason_phrase, response.headers, decoder.finish()

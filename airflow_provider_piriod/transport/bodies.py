@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import time
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
+from airflow_provider_piriod.connection import PiriodSettings
 from airflow_provider_piriod.exceptions import PiriodResponseError
 from airflow_provider_piriod.protocol import PiriodDecodeError
 from airflow_provider_piriod.transport.answers import deadline_error
@@ -73,11 +74,28 @@ class BodyBudget:
         )
 
 
+def open_body(
+    settings: PiriodSettings, headers: Mapping[str, str], *, status: int, method: str, path: str, deadline: float
+) -> BodyDecoder:
+    """The decoder for one answer's body, both transports: its budget from the connection, the declared length
+    checked (``headers`` is either client's case-insensitive mapping)."""
+    budget = BodyBudget(
+        limit=settings.max_response_bytes,
+        timeout=settings.timeout,
+        deadline=deadline,
+        method=method,
+        path=path,
+        status=status,
+    )
+    budget.check_declared(headers.get("Content-Length"))
+    return BodyDecoder(headers.get("Content-Encoding"), budget)
+
+
 class BodyDecoder:
     """Undo ``Content-Encoding`` (identity, gzip or deflate) one bounded step at a time."""
 
     def __init__(self, content_encoding: str | None, budget: BodyBudget) -> None:
-        self._budget = budget
+        self.budget = budget
         codings = [c.strip().lower() for c in (content_encoding or "").split(",")]
         codings = [c for c in codings if c and c != "identity"]
         if len(codings) > 1:
@@ -90,23 +108,23 @@ class BodyDecoder:
 
     def feed(self, raw: bytes) -> None:
         """Count ``raw`` and keep what it decodes to; raises once the deadline or the size cap is passed."""
-        self._budget.add_raw(len(raw))
+        self.budget.add_raw(len(raw))
         if self._coding is None:
-            self._budget.add(raw)
+            self.budget.add(raw)
             self._parts.append(raw)
             return
         for piece in self._inflate(raw):
-            self._budget.add(piece)
+            self.budget.add(piece)
             self._parts.append(piece)
 
     def finish(self) -> bytes:
         """The whole decoded body; a compressed stream cut short is a (retried) decode error."""
-        if self._coding is not None and (self._inflater is None or not self._inflater.eof) and self._budget.raw:
+        if self._coding is not None and (self._inflater is None or not self._inflater.eof) and self.budget.raw:
             raise PiriodDecodeError(
-                f"Piriod {self._budget.method} {self._budget.path}: the {self._coding} body ends before its end marker",
-                status_code=self._budget.status,
-                method=self._budget.method,
-                path=self._budget.path,
+                f"Piriod {self.budget.method} {self.budget.path}: the {self._coding} body ends before its end marker",
+                status_code=self.budget.status,
+                method=self.budget.method,
+                path=self.budget.path,
             )
         return b"".join(self._parts)
 
@@ -141,7 +159,7 @@ class BodyDecoder:
         return zlib.MAX_WBITS if zlib_wrapped else -zlib.MAX_WBITS
 
     def _error(self, what: str) -> PiriodResponseError:
-        budget = self._budget
+        budget = self.budget
         return PiriodResponseError(
             f"Piriod {budget.method} {budget.path}: {what}",
             status_code=budget.status,

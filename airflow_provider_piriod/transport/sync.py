@@ -40,7 +40,7 @@ from airflow_provider_piriod.transport.answers import (
     network_error,
     scrub,
 )
-from airflow_provider_piriod.transport.bodies import ACCEPT_ENCODING, BodyBudget, BodyDecoder
+from airflow_provider_piriod.transport.bodies import ACCEPT_ENCODING, open_body
 from airflow_provider_piriod.transport.deadline import DeadlineAdapter, attempt_deadline
 from airflow_provider_piriod.transport.calls import Call, one_call
 from airflow_provider_piriod.transport.pages import EXTRA_PAGES, PageWalk, pages_for
@@ -281,19 +281,11 @@ class PiriodTransport:
 
     def _read_body(self, response: requests.Response, method: str, path: str, deadline: float) -> bytes:
         """Raw bytes as they arrive, decoded here within the size cap (never by urllib3, which is unbounded)."""
-        settings = self.settings
-        budget = BodyBudget(
-            limit=settings.max_response_bytes,
-            timeout=settings.timeout,
-            deadline=deadline,
-            method=method,
-            path=path,
-            status=response.status_code,
+        decoder = open_body(
+            self.settings, response.headers, status=response.status_code, method=method, path=path, deadline=deadline
         )
-        budget.check_declared(response.headers.get("Content-Length"))
-        decoder = BodyDecoder(response.headers.get("Content-Encoding"), budget)
         while True:
-            budget.check_time()
+            decoder.budget.check_time()
             chunk = response.raw.read1(READ_STEP, decode_content=False)  # what has arrived, never waits for more
             if not chunk:
                 return decoder.finish()

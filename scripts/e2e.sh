@@ -43,6 +43,7 @@ diagnostics() {
 cleanup() {
     local status=$?
     if ((status != 0)); then diagnostics || true; fi
+    for pidfile in "$WORK"/*.pid; do [ -f "$pidfile" ] && PIDS+=("$(cat "$pidfile")"); done
     for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
     for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
     if [ -n "${PGBIN:-}" ]; then runuser -u postgres -- "$PGBIN/pg_ctl" -D "$WORK/pg/data" -m fast -w stop >/dev/null 2>&1 || true; fi
@@ -93,10 +94,14 @@ echo "==> airflow db migrate"
 "$BIN/airflow" db migrate >"$WORK/logs/migrate.log" 2>&1
 
 echo "==> api-server, scheduler, dag-processor, triggerer"
-for component in api-server scheduler dag-processor triggerer; do
+for component in api-server scheduler dag-processor; do
     "$BIN/airflow" "$component" >"$WORK/logs/$component.log" 2>&1 &
     PIDS+=($!)
 done
+# the triggerer's pid lives in a file: a test may stop it and start another (cleanup kills every *.pid)
+"$BIN/airflow" triggerer >"$WORK/logs/triggerer.log" 2>&1 &
+echo $! >"$WORK/triggerer.pid"
+export E2E_WORK=$WORK
 wait_for 180 "the API server" curl -sf "$AIRFLOW_API_URL/api/v2/monitor/health"
 
 echo "==> end-to-end tests"

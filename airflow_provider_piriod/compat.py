@@ -38,7 +38,8 @@ if TYPE_CHECKING:
         TaskDeferred,
     )
     from airflow.sdk.log import amask_secret, mask_secret
-    from airflow.triggers.base import BaseTrigger, TriggerEvent
+    from airflow.sdk import AssetWatcher
+    from airflow.triggers.base import BaseEventTrigger, BaseTrigger, TriggerEvent
 
 _COMPAT = "airflow.providers.common.compat.sdk"
 
@@ -66,6 +67,9 @@ _LOCATIONS: dict[str, tuple[str, ...]] = {
     "amask_secret": ("airflow.sdk.log",),  # Airflow 2.11: see _amask_secret below
     "conf": ("airflow.sdk.configuration", _COMPAT),
     "BaseTrigger": ("airflow.triggers.base",),
+    # Airflow 2.11 has no event triggers: BaseTrigger stands in (as in the official providers), see _FALLBACKS
+    "BaseEventTrigger": ("airflow.triggers.base",),
+    "AssetWatcher": ("airflow.sdk",),  # Airflow 3 only
     "TriggerEvent": ("airflow.triggers.base",),
 }
 
@@ -87,7 +91,14 @@ async def _amask_secret(secret: Any, name: str | None = None) -> None:
     __getattr__("mask_secret")(secret, name)
 
 
-_FALLBACKS = {"amask_secret": _amask_secret}
+_FALLBACKS: dict[str, Any] = {"amask_secret": _amask_secret}
+
+
+def _base_trigger() -> Any:
+    return __getattr__("BaseTrigger")
+
+
+_LAZY_FALLBACKS = {"BaseEventTrigger": _base_trigger}
 
 
 def __getattr__(name: str) -> Any:
@@ -102,6 +113,8 @@ def __getattr__(name: str) -> Any:
             continue
         globals()[name] = value  # resolve once
         return value
+    if name in _LAZY_FALLBACKS:
+        _FALLBACKS[name] = _LAZY_FALLBACKS[name]()
     if name in _FALLBACKS:
         globals()[name] = _FALLBACKS[name]
         return _FALLBACKS[name]

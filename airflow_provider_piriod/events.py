@@ -1,0 +1,56 @@
+"""The events PiriodEventTrigger sends, and the one-liner a task uses to read them back.
+
+Airflow stores each trigger event on the watched asset as ``extra={"from_trigger": True, "payload": ...}``
+and may fold several of them into one DAG run, so a task reads every triggering event, not the first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+
+def event_payload(resource: str, ids: list[Any]) -> dict[str, Any]:
+    """What one event carries: small, JSON only, and enough to fetch the objects."""
+    return {"resource": resource, "ids": list(ids), "count": len(ids)}
+
+
+def triggering_ids(triggering_asset_events: Any, resource: str | None = None) -> list[Any]:
+    """The ids of the Piriod objects behind this run, oldest event first, each once.
+
+    Pass ``context["triggering_asset_events"]`` (or ``triggering_asset_events`` as a task argument);
+    ``resource`` keeps only that resource's ids when one DAG is scheduled on several watchers.
+    A list of events, or of their ``extra`` dicts as the REST API returns them, works too.
+    """
+    ids: list[Any] = []
+    seen: set[str] = set()
+    for payload in _payloads(triggering_asset_events):
+        if resource is not None and payload.get("resource") != resource:
+            continue
+        for object_id in payload["ids"]:
+            if str(object_id) not in seen:
+                seen.add(str(object_id))
+                ids.append(object_id)
+    return ids
+
+
+def _payloads(events: Any) -> Iterable[dict[str, Any]]:
+    """Every Piriod payload among ``events``: a mapping asset -> events, or a flat list of events."""
+    if events is None:
+        return
+    groups = events.values() if isinstance(events, Mapping) else [events]
+    for group in groups:
+        for event in group:
+            extra = event.get("extra", event) if isinstance(event, Mapping) else getattr(event, "extra", None)
+            payload = extra.get("payload") if isinstance(extra, Mapping) else None
+            if isinstance(payload, Mapping) and _is_ours(payload):
+                yield dict(payload)
+
+
+def _is_ours(payload: Mapping[str, Any]) -> bool:
+    """A PiriodEventTrigger payload (other triggers on the same asset send other shapes)."""
+    return (
+        isinstance(payload.get("resource"), str)
+        and isinstance(payload.get("ids"), list)
+        and payload.get("count") == len(payload["ids"])
+    )

@@ -1,0 +1,49 @@
+"""triggering_ids: one line for a task to get the ids behind its run, however Airflow folded the events."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+from airflow_provider_piriod.events import event_payload, triggering_ids
+
+
+def event(payload) -> SimpleNamespace:
+    """An asset event as a task sees it: Airflow puts the trigger's payload under ``extra``."""
+    return SimpleNamespace(extra={"from_trigger": True, "payload": payload})
+
+
+def test_the_payload_is_small_json_with_resource_ids_and_count():
+    """Exactly the documented keys, nothing else (no connection, no token, no timestamps)."""
+    assert event_payload("customers", ["cus_1", "cus_2"]) == {
+        "resource": "customers",
+        "ids": ["cus_1", "cus_2"],
+        "count": 2,
+    }
+
+
+def test_several_folded_events_give_every_id_once_in_order():
+    """Runs coalesce events (e.g. max_active_runs=1): the ids of all of them, oldest first, no repeats."""
+    events = {
+        "asset": [
+            event(event_payload("customers", ["cus_1", "cus_2"])),
+            event(event_payload("customers", ["cus_2", "cus_3"])),
+        ]
+    }
+    assert triggering_ids(events) == ["cus_1", "cus_2", "cus_3"]
+
+
+def test_other_events_on_the_asset_and_other_resources_are_left_out():
+    """A task outlet's event, another trigger's payload, or another resource when one is asked for."""
+    events = {
+        "a": [SimpleNamespace(extra={}), event({"something": "else"}), event(event_payload("payments", [5]))],
+        "b": [event(event_payload("customers", ["cus_9"])), SimpleNamespace(extra=None)],
+    }
+    assert triggering_ids(events) == [5, "cus_9"]
+    assert triggering_ids(events, resource="customers") == ["cus_9"]
+    assert triggering_ids(None) == [] and triggering_ids({}) == []
+
+
+def test_a_flat_list_of_rest_api_events_works_too():
+    """The REST API's asset events (dicts with ``extra``) fold the same way."""
+    events = [{"extra": {"payload": event_payload("invoices", ["inv_1"])}}, {"extra": {}}]
+    assert triggering_ids(events) == ["inv_1"]

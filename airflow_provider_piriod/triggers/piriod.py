@@ -241,8 +241,8 @@ class PiriodEventTrigger(BaseEventTrigger):
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         store = WatermarkStore(getattr(self, "asset_state_store", None), self.state_key)
-        async with PiriodAsyncHook(self.piriod_conn_id, test_mode=self.test_mode) as hook:
-            watermark = await self._start(hook, store)
+        async with contextlib.AsyncExitStack() as stack:
+            hook, watermark = await self._start(stack, store)
             failures = 0
             while True:
                 await asyncio.sleep(self.poll_interval)
@@ -258,11 +258,18 @@ class PiriodEventTrigger(BaseEventTrigger):
                 # stored once Airflow holds the events: a crash in between repeats a batch, never loses one
                 await self._save(store, watermark, changed=bool(new_ids))
 
-    async def _start(self, hook: PiriodAsyncHook, store: WatermarkStore) -> Watermark:
-        """The stored watermark, else Piriod's "now" (its newest ``created``); retried like a poll."""
+    async def _start(
+        self, stack: contextlib.AsyncExitStack, store: WatermarkStore
+    ) -> tuple[PiriodAsyncHook, Watermark]:
+        """The hook (kept open in ``stack``) and the stored watermark, else Piriod's "now"; retried like a poll."""
+        hook: PiriodAsyncHook | None = None
         failures = 0
         while True:
             try:
+                if hook is None:  # the connection lookup fails too when it is missing or broken
+                    hook = await stack.enter_async_context(
+                        PiriodAsyncHook(self.piriod_conn_id, test_mode=self.test_mode)
+                    )
                 watermark = await store.load()
                 resumed = watermark is not None
                 if watermark is None:
@@ -282,7 +289,7 @@ class PiriodEventTrigger(BaseEventTrigger):
             self.poll_interval,
             "resumed from the Asset State Store" if resumed else self._keeping(store),
         )
-        return watermark
+        return hook, watermark
 
     @staticmethod
     def _keeping(store: WatermarkStore) -> str:
@@ -319,7 +326,11 @@ class PiriodEventTrigger(BaseEventTrigger):
         created_gte = watermark.created_gte(self.lookback)
         if created_gte is not None:
             params["created__gte"] = created_gte
-        return [item async for item in hook.iter_object_json(self.resource, params)]
+        # only what the watermark needs: a long window of full objects would sit in the triggerer's memory
+        return [
+            {"id": item.get("id"), "created": item.get("created")}
+            async for item in hook.iter_object_json(self.resource, params)
+        ]
 
     async def _save(self, store: WatermarkStore, watermark: Watermark, *, changed: bool) -> None:
         """Keep ``watermark``; a failed write is logged and tried again after the next poll."""

@@ -270,3 +270,19 @@ def test_failed_polls_are_logged_and_retried_then_it_raises_with_the_reason(piri
     assert len(retries) == 4 and all("warning" in line.lower() for line in retries)
     assert "(1 of 3 failures before giving up)" in retries[0]
     assert piriod_emulator.token not in text
+
+
+def test_a_missing_connection_is_retried_like_a_failed_poll_not_a_restart_loop(logs):
+    """The connection lookup counts as a failure: logged, waited for, then raised with the reason."""
+    trigger = make(AsyncAccessor(), piriod_conn_id="piriod_missing")
+    trigger.max_consecutive_failures = 2
+
+    async def scenario():
+        with pytest.raises(
+            PiriodError, match=r"2 polls of Piriod customers failed in a row; the last: .*piriod_missing"
+        ):
+            async for _ in trigger.run():
+                pass
+
+    asyncio.run(scenario())
+    assert "(1 of 2 failures before giving up)" in logs()

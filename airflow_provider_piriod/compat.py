@@ -38,7 +38,6 @@ if TYPE_CHECKING:
         TaskDeferred,
     )
     from airflow.sdk.log import amask_secret, mask_secret
-    from airflow.sdk import AssetWatcher
     from airflow.triggers.base import BaseEventTrigger, BaseTrigger, TriggerEvent
 
 _COMPAT = "airflow.providers.common.compat.sdk"
@@ -69,7 +68,6 @@ _LOCATIONS: dict[str, tuple[str, ...]] = {
     "BaseTrigger": ("airflow.triggers.base",),
     # Airflow 2.11 has no event triggers: BaseTrigger stands in (as in the official providers), see _FALLBACKS
     "BaseEventTrigger": ("airflow.triggers.base",),
-    "AssetWatcher": ("airflow.sdk",),  # Airflow 3 only
     "TriggerEvent": ("airflow.triggers.base",),
 }
 

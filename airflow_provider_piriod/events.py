@@ -23,13 +23,14 @@ def triggering_ids(triggering_asset_events: Any, resource: str | None = None) ->
     A list of events, or of their ``extra`` dicts as the REST API returns them, works too.
     """
     ids: list[Any] = []
-    seen: set[str] = set()
+    seen: set[tuple[str, str]] = set()
     for payload in _payloads(triggering_asset_events):
-        if resource is not None and payload.get("resource") != resource:
+        if resource is not None and payload["resource"] != resource:
             continue
         for object_id in payload["ids"]:
-            if str(object_id) not in seen:
-                seen.add(str(object_id))
+            key = (payload["resource"], str(object_id))  # invoice 5 and payment 5 are two objects
+            if key not in seen:
+                seen.add(key)
                 ids.append(object_id)
     return ids
 

@@ -47,3 +47,10 @@ def test_a_flat_list_of_rest_api_events_works_too():
     """The REST API's asset events (dicts with ``extra``) fold the same way."""
     events = [{"extra": {"payload": event_payload("invoices", ["inv_1"])}}, {"extra": {}}]
     assert triggering_ids(events) == ["inv_1"]
+
+
+def test_the_same_id_in_two_resources_is_two_objects():
+    """Invoice 5 and payment 5 both come back when no resource is asked for."""
+    events = {"a": [event(event_payload("invoices", [5])), event(event_payload("payments", [5, 6]))]}
+    assert triggering_ids(events) == [5, 5, 6]
+    assert triggering_ids(events, resource="payments") == [5, 6]

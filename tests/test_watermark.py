@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -81,14 +82,47 @@ def test_the_window_query_rounds_down_and_objects_before_the_window_start_are_ig
 
 
 def test_skewed_clocks_do_not_matter_only_piriods_created_values_do():
-    """A watermark in 2099 (Piriod's clock far ahead of ours) still announces the next object and no other."""
-    future = datetime(2099, 1, 1, tzinfo=timezone.utc)
-    _, watermark, _ = Watermark(future).advance([{"id": "a", "created": "2099-01-01T00:00:00Z"}], LOOKBACK)
-    ids, _, _ = watermark.advance(
-        [{"id": "a", "created": "2099-01-01T00:00:00Z"}, {"id": "b", "created": "2099-01-01T00:00:01Z"}], LOOKBACK
+    """Piriod's clock 12 hours ahead of ours: the watermark follows its values and announces each object once."""
+    ours = datetime(2026, 3, 1, tzinfo=timezone.utc)
+    piriods = ours + timedelta(hours=12)
+    stamp = lambda seconds: (piriods + timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%SZ")  # noqa: E731
+    _, watermark, _ = Watermark(piriods).advance([{"id": "a", "created": stamp(0)}], LOOKBACK, now=ours)
+    ids, watermark, _ = watermark.advance(
+        [{"id": "a", "created": stamp(0)}, {"id": "b", "created": stamp(1)}], LOOKBACK, now=ours
     )
+    assert ids == ["b"] and watermark.newest == piriods + timedelta(seconds=1)
+    assert watermark.created_gte(LOOKBACK) == stamp(1 - LOOKBACK)
+
+
+def test_one_object_dated_years_ahead_cannot_hide_every_later_object():
+    """A typo'd ``created`` in 2099 is announced once but does not move the watermark past the real objects."""
+    now = T0 + timedelta(seconds=100)
+    typo = {"id": "typo", "created": "2099-01-01T00:00:00Z"}
+    ids, watermark, _ = Watermark(T0).advance([typo, obj("a", 10)], LOOKBACK, now=now)
+    assert ids == ["a", "typo"] and watermark.newest == T0 + timedelta(seconds=10)
+    ids, watermark, _ = watermark.advance([obj("a", 10), typo, obj("b", 20)], LOOKBACK, now=now)
     assert ids == ["b"]
-    assert watermark.created_gte(LOOKBACK) == "2098-12-31T23:55:00Z"
+
+
+def test_timestamps_at_the_ends_of_the_calendar_never_crash():
+    """Year 1 and year 9999 (with an offset that overflows) are judged or skipped, never an OverflowError."""
+    ids, watermark, skipped = Watermark(None).advance(
+        [{"id": "first", "created": "0001-01-01T00:01:00Z"}, {"id": "last", "created": "9999-12-31T23:59:59-01:00"}],
+        LOOKBACK,
+    )
+    assert ids == ["first"] and skipped == 1
+    assert watermark.created_gte(LOOKBACK) == "0001-01-01T00:00:00Z"
+
+
+def test_ids_that_are_no_piriod_ids_are_skipped_and_counted():
+    """Only strings (up to 256 characters) and whole numbers are ids; 7 and "7" are one object."""
+    objects = [
+        {"id": 7, "created": "2026-03-01T12:00:01Z"},
+        {"id": "7", "created": "2026-03-01T12:00:01Z"},
+        *({"id": bad, "created": "2026-03-01T12:00:01Z"} for bad in (None, True, 7.0, {"x": 1}, "", "x" * 257)),
+    ]
+    ids, _, skipped = Watermark(T0).advance(objects, LOOKBACK)
+    assert ids == [7] and skipped == 6
 
 
 def test_the_three_timestamp_shapes_compare_as_instants():
@@ -121,6 +155,18 @@ def test_batches_split_ids_without_losing_or_repeating_any(count, size, sizes):
     chunks = list(batches(ids, size))
     assert [len(chunk) for chunk in chunks] == sizes
     assert [i for chunk in chunks for i in chunk] == ids
+
+
+def test_a_state_too_big_for_the_store_keeps_the_newest_ids_and_ignores_the_older_ones():
+    """Over the budget, the oldest ids are left out and objects up to them are ignored: none announced twice."""
+    objects = [obj(f"cus_{i:05d}", i * 0.01) for i in range(3000)]
+    _, watermark, _ = Watermark(T0).advance(objects, LOOKBACK)
+    stored = watermark.to_json(budget=20_000)
+    assert len(json.dumps(stored)) <= 20_000
+    restored = Watermark.from_json(stored)
+    assert restored.ignore_through is not None and len(restored.seen) < 3000
+    ids, _, _ = restored.advance([*objects, obj("cus_new", 31)], LOOKBACK)
+    assert ids == ["cus_new"]
 
 
 def test_the_stored_json_round_trips_and_anything_unreadable_means_start_over():

@@ -23,7 +23,7 @@ def test_the_dag_is_scheduled_on_an_asset_watched_for_new_customers():
     (asset,) = [a for a in dag.timetable.asset_condition.objects if isinstance(a, Asset)]
     (watcher,) = asset.watchers
     classpath, kwargs = watcher.trigger.serialize()
-    assert classpath == "airflow_provider_piriod.triggers.piriod.PiriodEventTrigger"
+    assert classpath == "airflow_provider_piriod.triggers.watcher.PiriodEventTrigger"
     assert kwargs["resource"] == "customers" and kwargs["filters"] == {}
 
 

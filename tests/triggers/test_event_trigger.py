@@ -12,7 +12,7 @@ import pytest
 from airflow_provider_piriod.compat import airflow_v3
 from airflow_provider_piriod.exceptions import PiriodError, PiriodInputError
 from airflow_provider_piriod.triggers.piriod import PiriodEventTrigger
-from airflow_provider_piriod.watermark import parse_created
+from airflow_provider_piriod.watermark import Watermark, parse_created
 from tests.hostile import logs_fixture
 from tests.test_watermark import AsyncAccessor, BlockingAccessor
 
@@ -20,9 +20,10 @@ POLL = 0.05
 
 
 def make(store=None, **kwargs) -> PiriodEventTrigger:
+    """A trigger polling every 0.05 s (users cannot go below 1 s) and storing its watermark at once."""
     kwargs.setdefault("resource", "customers")
-    kwargs.setdefault("poll_interval", POLL)
     trigger = PiriodEventTrigger(**kwargs)
+    trigger.poll_interval, trigger.event_sync_grace = POLL, POLL
     trigger.asset_state_store = store  # what the triggerer injects for a watcher on Airflow 3.3+
     return trigger
 
@@ -74,7 +75,7 @@ def test_serialize_is_configuration_only_and_rebuilds_the_same_trigger():
     """Deterministic JSON kwargs (two DAG parses give one trigger); filters as the query strings they become."""
     trigger = PiriodEventTrigger(resource="payments", filters={"status": ["succeeded"]}, test_mode=True)
     classpath, kwargs = trigger.serialize()
-    assert classpath == "airflow_provider_piriod.triggers.piriod.PiriodEventTrigger"
+    assert classpath == "airflow_provider_piriod.triggers.watcher.PiriodEventTrigger"
     assert kwargs == {
         "resource": "payments",
         "filters": {"status": "succeeded"},
@@ -111,6 +112,10 @@ def test_an_asset_watcher_accepts_it():
         ({"resource": "customers", "filters": {"ordering": "-created"}}, "ordering"),
         ({"resource": "customers", "filters": {"page": 2}}, "page"),
         ({"resource": "customers", "poll_interval": 0}, "poll_interval"),
+        ({"resource": "customers", "poll_interval": 0.5}, "poll_interval"),
+        ({"resource": "customers", "lookback": 1e12}, "lookback"),
+        ({"resource": "customers", "test_mode": "maybe"}, "test_mode"),
+        ({"resource": "customers", "piriod_conn_id": ""}, "piriod_conn_id"),
         ({"resource": "customers", "poll_interval": float("nan")}, "poll_interval"),
         ({"resource": "customers", "lookback": -1}, "lookback"),
         ({"resource": "customers", "max_batch": 0}, "max_batch"),
@@ -286,3 +291,52 @@ def test_a_missing_connection_is_retried_like_a_failed_poll_not_a_restart_loop(l
 
     asyncio.run(scenario())
     assert "(1 of 2 failures before giving up)" in logs()
+
+
+@pytest.mark.piriod_emulator(customers=10)
+def test_the_watermark_is_stored_only_after_airflow_had_time_to_keep_the_events(piriod_emulator):
+    """Stored ``event_sync_grace`` seconds after the event: a crash before that repeats the batch, never loses it."""
+    store = AsyncAccessor()
+    trigger = make(store)
+    trigger.event_sync_grace = 1.0
+
+    async def scenario():
+        running = Running(trigger, piriod_emulator)
+        await running.watching()
+        baseline = dict(store.data)
+        ids = create(piriod_emulator, 1)
+        assert (await running.take())["ids"] == ids
+        assert store.data == baseline  # not yet: Airflow may still hold the event in memory
+        await running.quiet(1.5)
+        assert store.data != baseline and ids[0] in next(iter(store.data.values()))["seen"]
+        await running.stop()
+
+    asyncio.run(scenario())
+
+
+def test_state_keys_follow_the_configuration_not_the_order_it_was_written_in():
+    """Filter order does not matter; values with separators in them cannot make two watchers share a key."""
+    one = PiriodEventTrigger(resource="customers", filters={"email": "a@x.io", "status": "active"})
+    same = PiriodEventTrigger(resource="customers", filters={"status": "active", "email": "a@x.io"})
+    tricky = PiriodEventTrigger(resource="customers", filters={"email": "a@x.io,status=active"})
+    assert one.state_key == same.state_key != tricky.state_key
+    assert one.serialize() == same.serialize()
+    assert one.state_key != PiriodEventTrigger(resource="customers", filters=one.filters, test_mode=True).state_key
+
+
+@pytest.mark.piriod_emulator(customers=10)
+def test_an_unreadable_stored_watermark_is_replaced_and_the_log_says_so(piriod_emulator, logs):
+    """A damaged or foreign value under the key: start from Piriod's newest object again, with a warning."""
+    store = AsyncAccessor()
+    trigger = make(store)
+    store.data[trigger.state_key] = {"version": 1, "newest": "not a time", "seen": {}}
+
+    async def scenario():
+        running = Running(trigger, piriod_emulator)
+        await running.watching()
+        await running.quiet(0.3)
+        await running.stop()
+
+    asyncio.run(scenario())
+    assert "The stored watermark could not be read" in logs()
+    assert Watermark.from_json(store.data[trigger.state_key]) is not None

@@ -2,9 +2,9 @@
 
 A :class:`Watermark` is the newest ``created`` value seen plus the ids seen within ``lookback`` of it.
 Each poll re-reads that window (objects committed late keep an earlier ``created``), announces the ids
-it has not seen, and moves forward. The watermark only ever comes from Piriod's ``created`` values; the
-local clock serves as a sanity bound alone (an object dated more than a day after it does not move the
-watermark, so one bad timestamp cannot hide every later object). :class:`WatermarkStore` keeps it in
+it has not seen, and moves forward. Every time involved is Piriod's: ``created`` values, bounded by the
+``Date`` of Piriod's answers so one object dated ahead cannot hide the objects after it; the local
+clock stands in only when Piriod sends no ``Date``. :class:`WatermarkStore` keeps the watermark in
 Airflow's Asset State Store so a restarted triggerer resumes where the last one stopped.
 """
 
@@ -15,12 +15,12 @@ import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, NamedTuple
 
 #: the version of the stored JSON; another value is ignored (the trigger starts from "now" again)
 STATE_VERSION = 1
-#: objects dated further than this after the local clock do not move the watermark
-MAX_AHEAD = timedelta(days=1)
+#: objects dated further than this after Piriod's clock are not announced (a typo, an import)
+MAX_AHEAD = timedelta(hours=1)
 #: ids longer than this are no Piriod ids (theirs are ~30 characters); such objects are skipped
 MAX_ID_LENGTH = 256
 #: the stored JSON stays under this many bytes (Airflow's store refuses larger values)
@@ -52,10 +52,9 @@ def object_key(object_id: Any) -> str | None:
     """The id as the text it is remembered by; None for anything that is no Piriod id."""
     if isinstance(object_id, bool):
         return None
-    if isinstance(object_id, int):
-        return str(object_id)
-    if isinstance(object_id, str) and object_id.strip() and len(object_id) <= MAX_ID_LENGTH:
-        return object_id
+    text = str(object_id) if isinstance(object_id, int) and object_id.bit_length() <= 64 else object_id
+    if isinstance(text, str) and text.strip() and len(text) <= MAX_ID_LENGTH:
+        return text
     return None
 
 
@@ -64,6 +63,15 @@ def _minus(moment: datetime, seconds: float) -> datetime:
         return moment - timedelta(seconds=seconds)
     except OverflowError:
         return EARLIEST
+
+
+class Verdict(NamedTuple):
+    """What one window read found: the new ids, the watermark after them, and what could not be judged."""
+
+    ids: list[Any]
+    watermark: Watermark
+    unreadable: int
+    ahead: list[Any]
 
 
 @dataclass(frozen=True)
@@ -86,35 +94,39 @@ class Watermark:
         start = self.window_start(lookback)
         return None if start is None else query_moment(start)
 
-    def advance(
-        self, objects: Iterable[dict[str, Any]], lookback: float, now: datetime | None = None
-    ) -> tuple[list[Any], Watermark, int]:
-        """The ids never seen (oldest first), the moved watermark, and how many objects could not be judged.
+    def advance(self, objects: Iterable[dict[str, Any]], lookback: float, now: datetime | None = None) -> Verdict:
+        """What one window read means: the ids never seen (oldest first) and the moved watermark.
 
-        Objects older than the window are ignored even if the server sent them (it may not know
-        ``created__gte``). Objects without a readable ``created`` or id are counted, not announced.
+        ``now`` is Piriod's clock (its ``Date`` header; the local clock when it sent none). The watermark
+        never passes it, so an object dated ahead cannot hide the ones created after it; objects dated
+        more than :data:`MAX_AHEAD` ahead are not announced (``Verdict.ahead``). Objects older than the
+        window are ignored even if the server sent them (it may not know ``created__gte``); objects
+        without a readable ``created`` or id are counted (``Verdict.unreadable``).
         """
-        start = self.window_start(lookback)
-        ahead = (now or datetime.now(timezone.utc)) + MAX_AHEAD
+        now = now or datetime.now(timezone.utc)
+        start, limit = self.window_start(lookback), now + MAX_AHEAD
         seen = dict(self.seen)
         fresh: list[tuple[datetime, str, Any]] = []
-        skipped = 0
+        unreadable, ahead = 0, []
         newest = self.newest
         for item in objects:
             created, key = parse_created(item.get("created")), object_key(item.get("id"))
             if created is None or key is None:
-                skipped += 1
+                unreadable += 1
                 continue
             too_old = start is not None and created < start
             if too_old or key in seen or (self.ignore_through is not None and created <= self.ignore_through):
                 continue
+            if created > limit:
+                ahead.append(item.get("id"))
+                continue
             seen[key] = created
             fresh.append((created, key, item.get("id")))
-            if created <= ahead and (newest is None or created > newest):
-                newest = created
+            if newest is None or min(created, now) > newest:
+                newest = min(created, now)
         fresh.sort(key=lambda entry: entry[:2])
         moved = Watermark(newest, seen, self.ignore_through).pruned(lookback)
-        return [object_id for _, _, object_id in fresh], moved, skipped
+        return Verdict([object_id for _, _, object_id in fresh], moved, unreadable, ahead)
 
     def pruned(self, lookback: float) -> Watermark:
         """The same watermark without ids that fell out of the window (the next poll cannot return them)."""
@@ -138,6 +150,8 @@ class Watermark:
                 break
             kept[key] = text
             size += entry
+        if ignore is not None and self.newest is not None:
+            ignore = min(ignore, self.newest)  # never past the newest object: later ones must still be judged
         if ignore is not None and ignore != self.ignore_through:
             kept = {key: text for key, text in kept.items() if self.seen[key] > ignore}
         return {

@@ -29,7 +29,7 @@ def obj(object_id, seconds: float, shape: str = "zulu") -> dict:
 def test_new_objects_are_announced_oldest_first_and_the_watermark_moves_to_the_newest():
     """Ids come out in ``created`` order whatever the page order; the newest ``created`` becomes the watermark."""
     start = Watermark(T0)
-    ids, moved, unreadable = start.advance([obj("b", 20), obj("a", 10), obj("c", 30)], LOOKBACK)
+    ids, moved, unreadable, _ = start.advance([obj("b", 20), obj("a", 10), obj("c", 30)], LOOKBACK)
     assert ids == ["a", "b", "c"] and unreadable == 0
     assert moved.newest == T0 + timedelta(seconds=30)
     assert set(moved.seen) == {"a", "b", "c"}
@@ -38,7 +38,7 @@ def test_new_objects_are_announced_oldest_first_and_the_watermark_moves_to_the_n
 def test_a_late_commit_inside_lookback_is_announced_once():
     """An object that appears after the watermark passed it, with an earlier ``created``, still counts once."""
     (after_first,) = [Watermark(T0).advance([obj("a", 100)], LOOKBACK)[1]]
-    ids, after_late, _ = after_first.advance([obj("a", 100), obj("late", 40)], LOOKBACK)
+    ids, after_late, _, _ = after_first.advance([obj("a", 100), obj("late", 40)], LOOKBACK)
     assert ids == ["late"]
     assert after_late.newest == T0 + timedelta(seconds=100)  # a late object never moves the watermark back
     assert after_late.advance([obj("a", 100), obj("late", 40)], LOOKBACK)[0] == []
@@ -47,14 +47,14 @@ def test_a_late_commit_inside_lookback_is_announced_once():
 def test_a_commit_later_than_lookback_is_outside_the_window():
     """``lookback`` bounds how late a commit can be: older objects are not announced even if sent."""
     watermark = Watermark(T0 + timedelta(seconds=1000))
-    ids, _, _ = watermark.advance([obj("too_late", 1000 - LOOKBACK - 1), obj("in_time", 1000 - LOOKBACK)], LOOKBACK)
+    ids, _, _, _ = watermark.advance([obj("too_late", 1000 - LOOKBACK - 1), obj("in_time", 1000 - LOOKBACK)], LOOKBACK)
     assert ids == ["in_time"]
 
 
 def test_equal_timestamps_at_the_boundary_are_told_apart_by_id():
     """Objects sharing the watermark's exact ``created`` are re-read (``__gte``); only unseen ids are new."""
-    _, watermark, _ = Watermark(T0).advance([obj("first", 5)], LOOKBACK)
-    ids, watermark, _ = watermark.advance([obj("first", 5), obj("twin", 5)], LOOKBACK)
+    _, watermark, _, _ = Watermark(T0).advance([obj("first", 5)], LOOKBACK)
+    ids, watermark, _, _ = watermark.advance([obj("first", 5), obj("twin", 5)], LOOKBACK)
     assert ids == ["twin"]
     assert watermark.advance([obj("first", 5), obj("twin", 5)], LOOKBACK)[0] == []
 
@@ -62,14 +62,14 @@ def test_equal_timestamps_at_the_boundary_are_told_apart_by_id():
 def test_history_from_a_server_ignoring_created_gte_is_never_announced():
     """A server that ignores ``created__gte`` sends everything; only the window is judged."""
     history = [obj(f"old{i}", -10_000 - i) for i in range(50)]
-    ids, _, _ = Watermark(T0).advance([*history, obj("new", 1)], LOOKBACK)
+    ids, _, _, _ = Watermark(T0).advance([*history, obj("new", 1)], LOOKBACK)
     assert ids == ["new"]
 
 
 def test_seen_ids_older_than_the_window_are_forgotten_so_the_state_stays_small():
     """Once the watermark passes an id's ``created`` by more than ``lookback``, the id is dropped."""
-    _, watermark, _ = Watermark(T0).advance([obj("early", 1)], LOOKBACK)
-    _, watermark, _ = watermark.advance([obj("early", 1), obj("much_later", 1 + LOOKBACK + 1)], LOOKBACK)
+    _, watermark, _, _ = Watermark(T0).advance([obj("early", 1)], LOOKBACK)
+    _, watermark, _, _ = watermark.advance([obj("early", 1), obj("much_later", 1 + LOOKBACK + 1)], LOOKBACK)
     assert set(watermark.seen) == {"much_later"}
 
 
@@ -81,32 +81,56 @@ def test_the_window_query_rounds_down_and_objects_before_the_window_start_are_ig
     assert watermark.advance([before_start], LOOKBACK)[0] == []
 
 
-def test_skewed_clocks_do_not_matter_only_piriods_created_values_do():
-    """Piriod's clock 12 hours ahead of ours: the watermark follows its values and announces each object once."""
-    ours = datetime(2026, 3, 1, tzinfo=timezone.utc)
-    piriods = ours + timedelta(hours=12)
+def test_only_piriods_clock_counts_the_local_one_is_never_read():
+    """Piriod 12 hours ahead of the triggerer: with Piriod's Date as ``now``, each object is announced once."""
+    piriods = datetime(2026, 3, 1, 12, tzinfo=timezone.utc)
     stamp = lambda seconds: (piriods + timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%SZ")  # noqa: E731
-    _, watermark, _ = Watermark(piriods).advance([{"id": "a", "created": stamp(0)}], LOOKBACK, now=ours)
-    ids, watermark, _ = watermark.advance(
-        [{"id": "a", "created": stamp(0)}, {"id": "b", "created": stamp(1)}], LOOKBACK, now=ours
+    verdict = Watermark(piriods).advance([{"id": "a", "created": stamp(0)}], LOOKBACK, now=piriods)
+    verdict = verdict.watermark.advance(
+        [{"id": "a", "created": stamp(0)}, {"id": "b", "created": stamp(1)}],
+        LOOKBACK,
+        now=piriods + timedelta(seconds=2),
     )
-    assert ids == ["b"] and watermark.newest == piriods + timedelta(seconds=1)
-    assert watermark.created_gte(LOOKBACK) == stamp(1 - LOOKBACK)
+    assert verdict.ids == ["b"] and verdict.watermark.newest == piriods + timedelta(seconds=1)
+    assert verdict.watermark.created_gte(LOOKBACK) == stamp(1 - LOOKBACK)
 
 
-def test_one_object_dated_years_ahead_cannot_hide_every_later_object():
-    """A typo'd ``created`` in 2099 is announced once but does not move the watermark past the real objects."""
+def test_an_object_dated_years_ahead_is_not_announced_and_hides_nothing():
+    """A typo'd ``created`` in 2099 is reported as ahead, never announced, and the watermark stays on time."""
     now = T0 + timedelta(seconds=100)
     typo = {"id": "typo", "created": "2099-01-01T00:00:00Z"}
-    ids, watermark, _ = Watermark(T0).advance([typo, obj("a", 10)], LOOKBACK, now=now)
-    assert ids == ["a", "typo"] and watermark.newest == T0 + timedelta(seconds=10)
-    ids, watermark, _ = watermark.advance([obj("a", 10), typo, obj("b", 20)], LOOKBACK, now=now)
-    assert ids == ["b"]
+    verdict = Watermark(T0).advance([typo, obj("a", 10)], LOOKBACK, now=now)
+    assert verdict.ids == ["a"] and verdict.ahead == ["typo"]
+    assert verdict.watermark.newest == T0 + timedelta(seconds=10) and "typo" not in verdict.watermark.seen
+    assert verdict.watermark.advance([obj("a", 10), typo, obj("b", 20)], LOOKBACK, now=now).ids == ["b"]
+
+
+def test_an_object_dated_a_little_ahead_is_announced_but_the_watermark_stops_at_piriods_now():
+    """Stamped 50 minutes ahead (a naive local time): announced, and objects created after it still count."""
+    now = T0 + timedelta(seconds=100)
+    verdict = Watermark(T0).advance([obj("early_stamp", 100 + 3000)], LOOKBACK, now=now)
+    assert verdict.ids == ["early_stamp"] and verdict.watermark.newest == now
+    later = verdict.watermark.advance(
+        [obj("early_stamp", 3100), obj("next", 130)], LOOKBACK, now=now + timedelta(seconds=60)
+    )
+    assert later.ids == ["next"]
+
+
+def test_a_full_state_never_ignores_objects_after_the_newest():
+    """Ids stamped ahead fill the stored budget first; what is left out stops at the newest, not at their dates."""
+    now = T0 + timedelta(seconds=100)
+    ahead = [obj(f"cus_ahead_{i:04d}", 100 + 1800 + i * 0.01) for i in range(2000)]
+    watermark = Watermark(T0).advance(ahead, LOOKBACK, now=now).watermark
+    restored = Watermark.from_json(watermark.to_json(budget=20_000))
+    assert restored.ignore_through <= restored.newest == now
+    assert restored.advance([obj("after_restart", 150)], LOOKBACK, now=now + timedelta(seconds=60)).ids == [
+        "after_restart"
+    ]
 
 
 def test_timestamps_at_the_ends_of_the_calendar_never_crash():
     """Year 1 and year 9999 (with an offset that overflows) are judged or skipped, never an OverflowError."""
-    ids, watermark, skipped = Watermark(None).advance(
+    ids, watermark, skipped, _ = Watermark(None).advance(
         [{"id": "first", "created": "0001-01-01T00:01:00Z"}, {"id": "last", "created": "9999-12-31T23:59:59-01:00"}],
         LOOKBACK,
     )
@@ -115,19 +139,22 @@ def test_timestamps_at_the_ends_of_the_calendar_never_crash():
 
 
 def test_ids_that_are_no_piriod_ids_are_skipped_and_counted():
-    """Only strings (up to 256 characters) and whole numbers are ids; 7 and "7" are one object."""
+    """Only strings (up to 256 characters) and 64-bit whole numbers are ids; 7 and "7" are one object."""
     objects = [
         {"id": 7, "created": "2026-03-01T12:00:01Z"},
         {"id": "7", "created": "2026-03-01T12:00:01Z"},
-        *({"id": bad, "created": "2026-03-01T12:00:01Z"} for bad in (None, True, 7.0, {"x": 1}, "", "x" * 257)),
+        *(
+            {"id": bad, "created": "2026-03-01T12:00:01Z"}
+            for bad in (None, True, 7.0, {"x": 1}, "", "x" * 257, 10**4000)
+        ),
     ]
-    ids, _, skipped = Watermark(T0).advance(objects, LOOKBACK)
-    assert ids == [7] and skipped == 6
+    ids, _, skipped, _ = Watermark(T0).advance(objects, LOOKBACK)
+    assert ids == [7] and skipped == 7
 
 
 def test_the_three_timestamp_shapes_compare_as_instants():
     """``...Z``, ``...-04:00`` and the zone-less shape (UTC) are one clock."""
-    ids, _, _ = Watermark(T0).advance([obj("z", 3), obj("o", 1, "offset"), obj("n", 2, "naive")], LOOKBACK)
+    ids, _, _, _ = Watermark(T0).advance([obj("z", 3), obj("o", 1, "offset"), obj("n", 2, "naive")], LOOKBACK)
     assert ids == ["o", "n", "z"]
     assert parse_created("2020-05-12 15:42:09") == datetime(2020, 5, 12, 15, 42, 9, tzinfo=timezone.utc)
     assert query_moment(parse_created("2020-07-01T20:36:04.301041-04:00")) == "2020-07-02T00:36:04Z"
@@ -136,7 +163,7 @@ def test_the_three_timestamp_shapes_compare_as_instants():
 def test_objects_without_a_readable_created_are_counted_not_announced():
     """No ``created``, a number, or text that is no timestamp: such objects cannot be placed in the window."""
     objects = [{"id": "a"}, {"id": "b", "created": 12}, {"id": "c", "created": "yesterday"}, obj("d", 1)]
-    ids, _, unreadable = Watermark(T0).advance(objects, LOOKBACK)
+    ids, _, unreadable, _ = Watermark(T0).advance(objects, LOOKBACK)
     assert ids == ["d"] and unreadable == 3
 
 
@@ -144,7 +171,7 @@ def test_before_anything_exists_every_object_is_new_and_integer_ids_keep_their_t
     """An empty resource at the first start has no watermark: the first objects are all new."""
     empty = Watermark(None)
     assert empty.created_gte(LOOKBACK) is None
-    ids, watermark, _ = empty.advance([obj(7, 1), obj(8, 2)], LOOKBACK)
+    ids, watermark, _, _ = empty.advance([obj(7, 1), obj(8, 2)], LOOKBACK)
     assert ids == [7, 8] and watermark.newest == T0 + timedelta(seconds=2)
 
 
@@ -160,18 +187,18 @@ def test_batches_split_ids_without_losing_or_repeating_any(count, size, sizes):
 def test_a_state_too_big_for_the_store_keeps_the_newest_ids_and_ignores_the_older_ones():
     """Over the budget, the oldest ids are left out and objects up to them are ignored: none announced twice."""
     objects = [obj(f"cus_{i:05d}", i * 0.01) for i in range(3000)]
-    _, watermark, _ = Watermark(T0).advance(objects, LOOKBACK)
+    _, watermark, _, _ = Watermark(T0).advance(objects, LOOKBACK)
     stored = watermark.to_json(budget=20_000)
     assert len(json.dumps(stored)) <= 20_000
     restored = Watermark.from_json(stored)
     assert restored.ignore_through is not None and len(restored.seen) < 3000
-    ids, _, _ = restored.advance([*objects, obj("cus_new", 31)], LOOKBACK)
+    ids, _, _, _ = restored.advance([*objects, obj("cus_new", 31)], LOOKBACK)
     assert ids == ["cus_new"]
 
 
 def test_the_stored_json_round_trips_and_anything_unreadable_means_start_over():
     """What goes into the Asset State Store comes back equal; a foreign or damaged value is ignored."""
-    _, watermark, _ = Watermark(T0).advance([obj("a", 1), obj(2, 2)], LOOKBACK)
+    _, watermark, _, _ = Watermark(T0).advance([obj("a", 1), obj(2, 2)], LOOKBACK)
     assert Watermark.from_json(watermark.to_json()) == watermark
     assert Watermark.from_json(Watermark(None).to_json()) == Watermark(None)
     for damaged in (
@@ -227,7 +254,7 @@ class SharedAccessor:
 
 def test_the_store_uses_async_accessors_or_runs_blocking_ones_in_a_thread():
     """Both accessor generations keep the same JSON; blocking calls never run on the loop's thread."""
-    _, watermark, _ = Watermark(T0).advance([obj("a", 1)], LOOKBACK)
+    _, watermark, _, _ = Watermark(T0).advance([obj("a", 1)], LOOKBACK)
     for accessor in (AsyncAccessor(), BlockingAccessor()):
         store = WatermarkStore(accessor, "k")
 

@@ -9,21 +9,25 @@ import json
 import logging
 import math
 from collections.abc import AsyncGenerator, AsyncIterator
+from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
 from typing import Any, cast
 
 from airflow_provider_piriod.compat import BaseEventTrigger, TriggerEvent
 from airflow_provider_piriod.events import event_payload
-from airflow_provider_piriod.exceptions import PiriodError, PiriodInputError, PiriodResponseError
+from airflow_provider_piriod.exceptions import PiriodError, PiriodInputError
 from airflow_provider_piriod.hooks.piriod import PiriodAsyncHook
 from airflow_provider_piriod.protocol import TRANSIENT_ERRORS, filter_params
 from airflow_provider_piriod.resources import get_resource
-from airflow_provider_piriod.watermark import Watermark, WatermarkStore, batches, parse_created
+from airflow_provider_piriod.watermark import Verdict, Watermark, WatermarkStore, batches, parse_created
 
 #: the query parameters the event trigger sets itself
 EVENT_PARAMS = frozenset({"created__gte", "ordering"})
 MAX_BATCH = 10_000
 MAX_POLL_INTERVAL = 24 * 60 * 60
 MAX_LOOKBACK = 7 * 24 * 60 * 60
+#: how many ids dated ahead are remembered as already named in the log
+WARNED_AHEAD = 1000
 
 
 class PiriodEventTrigger(BaseEventTrigger):
@@ -68,6 +72,8 @@ class PiriodEventTrigger(BaseEventTrigger):
             raise PiriodInputError(f"test_mode must be True, False or None, got {test_mode!r}")
         self.test_mode = test_mode
         self._unsaved = False
+        self._said_no_date = False
+        self._named_ahead: set[str] = set()
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         """Configuration only: two parses of one DAG give the same trigger (the watermark is not here)."""
@@ -152,25 +158,59 @@ class PiriodEventTrigger(BaseEventTrigger):
         start = Watermark(None)
         if newest is not None:
             created = parse_created(newest.get("created"))
-            if created is None:  # the value itself is not shown: it comes from the server
-                raise PiriodResponseError(f"the newest of Piriod's {self.resource} has no readable 'created' timestamp")
-            start = Watermark(created)
+            if created is not None:
+                start = Watermark(min(created, self._piriod_now(hook)))
+            else:  # the value itself is not shown: it comes from the server
+                self.log.warning(
+                    "The newest of Piriod's %s has no readable 'created' timestamp: reading them all once, "
+                    "as history, to find where to start",
+                    self.resource,
+                )
         # read the window even when the probe found nothing: whatever it returns already existed
-        return start.advance(await self._window(hook, start), self.lookback)[1]
+        return self._judge(hook, start, await self._window(hook, start)).watermark
 
     async def _poll(self, hook: PiriodAsyncHook, watermark: Watermark) -> tuple[list[Any], Watermark]:
         """The ids new since ``watermark`` (oldest first) and the watermark after them."""
-        new_ids, moved, skipped = watermark.advance(await self._window(hook, watermark), self.lookback)
-        if skipped:
-            self.log.warning("Skipped %d %s without a readable 'created' timestamp or id", skipped, self.resource)
-        if new_ids:
-            events = -(-len(new_ids) // self.max_batch)
-            self.log.info("%d new %s; sending %d event%s", len(new_ids), self.resource, events, "s"[: events > 1])
-        return new_ids, moved
+        verdict = self._judge(hook, watermark, await self._window(hook, watermark))
+        if verdict.unreadable:
+            self.log.warning(
+                "Skipped %d %s without a readable 'created' timestamp or id", verdict.unreadable, self.resource
+            )
+        if verdict.ids:
+            events = -(-len(verdict.ids) // self.max_batch)
+            self.log.info("%d new %s; sending %d event%s", len(verdict.ids), self.resource, events, "s"[: events > 1])
+        return verdict.ids, verdict.watermark
+
+    def _judge(self, hook: PiriodAsyncHook, watermark: Watermark, window: list[dict[str, Any]]) -> Verdict:
+        """The window read against ``watermark`` on Piriod's clock; objects dated far ahead are named once."""
+        verdict = watermark.advance(window, self.lookback, self._piriod_now(hook))
+        unnamed = [object_id for object_id in verdict.ahead if str(object_id) not in self._named_ahead]
+        if unnamed:
+            room = max(0, WARNED_AHEAD - len(self._named_ahead))
+            self._named_ahead.update(str(object_id) for object_id in unnamed[:room])
+            self.log.warning(
+                "Not announcing %d %s dated more than an hour after Piriod's clock (until they are within it): %s",
+                len(unnamed),
+                self.resource,
+                ", ".join(str(object_id)[:40] for object_id in unnamed[:10]),
+            )
+        return verdict
+
+    def _piriod_now(self, hook: PiriodAsyncHook) -> datetime:
+        """Piriod's clock: the Date of its last answer; the local clock when it sends none (said once)."""
+        date = getattr(hook.transport, "server_date", None)
+        with contextlib.suppress(TypeError, ValueError, IndexError, OverflowError):
+            if date:
+                return parsedate_to_datetime(date).astimezone(timezone.utc)
+        if not self._said_no_date:
+            self._said_no_date = True
+            self.log.warning("Piriod's answers carry no Date header: the local clock bounds dates instead")
+        return datetime.now(timezone.utc)
 
     async def _window(self, hook: PiriodAsyncHook, watermark: Watermark) -> list[dict[str, Any]]:
         """Every matching object created since the window start, oldest first (page by page)."""
-        params = {**self.filters, "ordering": "created"}
+        # id breaks ties in created, so pages stay stable (a server that cannot order by id ignores it)
+        params = {**self.filters, "ordering": "created,id"}
         created_gte = watermark.created_gte(self.lookback)
         if created_gte is not None:
             params["created__gte"] = created_gte

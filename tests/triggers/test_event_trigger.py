@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
@@ -303,6 +303,8 @@ def test_the_watermark_is_stored_only_after_airflow_had_time_to_keep_the_events(
     async def scenario():
         running = Running(trigger, piriod_emulator)
         await running.watching()
+        while not store.data:  # the starting point is stored just after the first window read
+            await asyncio.sleep(0.01)
         baseline = dict(store.data)
         ids = create(piriod_emulator, 1)
         assert (await running.take())["ids"] == ids
@@ -340,3 +342,44 @@ def test_an_unreadable_stored_watermark_is_replaced_and_the_log_says_so(piriod_e
     asyncio.run(scenario())
     assert "The stored watermark could not be read" in logs()
     assert Watermark.from_json(store.data[trigger.state_key]) is not None
+
+
+@pytest.mark.piriod_emulator(customers=10)
+def test_objects_dated_hours_after_piriods_clock_are_named_once_and_hide_nothing(piriod_emulator, logs):
+    """Piriod's Date header is the clock: a customer stamped two hours ahead is not announced (one warning
+    names it), and the customers created after it still arrive."""
+
+    async def scenario():
+        running = Running(make(AsyncAccessor()), piriod_emulator)
+        await running.watching()
+        ahead = (datetime.now(timezone.utc) + timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        typo = create(piriod_emulator, 1, created=ahead)
+        await running.quiet(0.5)
+        real = create(piriod_emulator, 1)
+        assert (await running.take())["ids"] == real
+        await running.stop()
+        return typo
+
+    typo = asyncio.run(scenario())
+    named = [line for line in logs().splitlines() if "dated more than an hour after Piriod's clock" in line]
+    assert len(named) == 1 and typo[0] in named[0]
+
+
+@pytest.mark.piriod_emulator(customers=20)
+def test_a_newest_object_without_created_makes_the_first_start_read_everything_as_history(piriod_emulator, logs):
+    """The probe's object has no ``created``: the start reads the whole list once, announces none of it."""
+    create(piriod_emulator, 1, created=None)
+
+    async def scenario():
+        running = Running(make(AsyncAccessor()), piriod_emulator)
+        await running.watching()
+        await running.quiet(0.5)
+        fresh = create(piriod_emulator, 1)
+        assert (await running.take())["ids"] == fresh
+        await running.stop()
+
+    asyncio.run(scenario())
+    assert "has no readable 'created' timestamp: reading them all once" in logs()
+    windows = [r["query"] for r in piriod_emulator.requests() if "ordering=created" in r["query"]]
+    assert "created__gte" not in windows[0] and all("created__gte" in q for q in windows[1:])
+    assert "ordering=created%2Cid" in windows[0]  # ties in created keep a stable page order

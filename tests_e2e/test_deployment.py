@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import os
 import time
-from itertools import pairwise
+from collections import Counter
+from datetime import datetime
 from decimal import Decimal
+from itertools import combinations
 from pathlib import Path
 
 import pytest
@@ -14,6 +16,7 @@ import requests
 
 API = os.environ["AIRFLOW_API_URL"]
 EMULATOR = os.environ["EMULATOR_URL"]
+WORKERS = os.environ.get("E2E_WORKERS", "").split()  # the Celery workers' host names; none on the LocalExecutor
 
 
 @pytest.fixture(scope="session")
@@ -74,6 +77,7 @@ def return_value(api, dag_id: str, run_id: str, task_id: str, map_index: int = -
 
 
 def test_customer_lookup(api):
+    """The lookup example pushes the customer's JSON as Piriod sent it, and the next task uses its email."""
     record = next(c for c in emulator("GET", "customers") if c["email"])
     run_id = run_dag(api, "example_piriod_customer_lookup", {"customer_id": record["id"]})
     assert return_value(api, "example_piriod_customer_lookup", run_id, "get_customer") == record
@@ -81,21 +85,43 @@ def test_customer_lookup(api):
 
 
 def test_fifty_mapped_tasks_fetch_concurrently(api):
+    """The 50 mapped copies return their customers, run at the same time and, on Celery, on every worker."""
     run_id = run_dag(api, "example_piriod_fan_out", {"country": "CL", "limit": 50})
     ids = return_value(api, "example_piriod_fan_out", run_id, "pick_customer_ids")
     assert len(ids) == len(set(ids)) == 50
     records = {c["id"]: c for c in emulator("GET", "customers")}
     fetched = [return_value(api, "example_piriod_fan_out", run_id, "fetch_customer", index) for index in range(50)]
     assert fetched == [records[i] for i in ids]
-    instances = api.get(
-        f"{API}/api/v2/dags/example_piriod_fan_out/dagRuns/{run_id}/taskInstances", params={"limit": 100}
-    ).json()["task_instances"]
-    spans = sorted((ti["start_date"], ti["end_date"]) for ti in instances if ti["task_id"] == "fetch_customer")
-    assert len(spans) == 50
-    assert any(later_start < end for (_, end), (later_start, _) in pairwise(spans))  # they overlapped
+    instances = mapped_instances(api, "example_piriod_fan_out", run_id, "fetch_customer")
+    assert len(instances) == 50
+    hosts = Counter(ti["hostname"] for ti in instances)
+    print(f"fetch_customer ran on {dict(hosts)}")
+    assert any(overlap(a, b) for a, b in combinations(instances, 2))
+    if WORKERS:  # spread over every Celery worker, and two workers ran copies at the same time
+        assert set(hosts) == set(WORKERS)
+        assert any(a["hostname"] != b["hostname"] and overlap(a, b) for a, b in combinations(instances, 2))
+    else:
+        assert len(hosts) == 1
+
+
+def mapped_instances(api, dag_id: str, run_id: str, task_id: str) -> list[dict]:
+    """Every mapped copy of ``task_id`` in the run, as the REST API lists them."""
+    response = api.get(f"{API}/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances", params={"limit": 100})
+    response.raise_for_status()
+    return [ti for ti in response.json()["task_instances"] if ti["task_id"] == task_id]
+
+
+def overlap(a: dict, b: dict) -> bool:
+    """Whether two task instances were running at the same moment."""
+    return moment(a["start_date"]) < moment(b["end_date"]) and moment(b["start_date"]) < moment(a["end_date"])
+
+
+def moment(value: str) -> datetime:
+    return datetime.fromisoformat(value)
 
 
 def test_incremental_pull_to_sqlite(api):
+    """The incremental example writes the day's customers to NDJSON and loads as many rows into SQLite."""
     run_id = run_dag(api, "example_piriod_incremental_to_sqlite", logical_date="2025-03-02T00:00:00Z")
     result = return_value(api, "example_piriod_incremental_to_sqlite", run_id, "pull_new_customers")
     assert result["count"] == return_value(api, "example_piriod_incremental_to_sqlite", run_id, "load")
@@ -103,6 +129,7 @@ def test_incremental_pull_to_sqlite(api):
 
 
 def test_deferrable_sensor_waits_on_the_triggerer(api):
+    """The customer sensor defers, the triggerer polls until the customer is active, and the task resumes with it."""
     signup = emulator("POST", "customers", json={"status": "pending"})
     dag_id = "example_piriod_wait_for_activation"
     seen_states: set[str] = set()
@@ -130,6 +157,7 @@ def test_deferrable_sensor_waits_on_the_triggerer(api):
 
 
 def test_deferrable_sensor_waits_for_an_invoice_to_be_paid(api):
+    """The invoice sensor defers until the invoice is paid and pushes it with every amount exact."""
     invoice = emulator("POST", "invoices", json={"status": "finalized"})
     dag_id, task_id = "example_piriod_wait_for_payment", "wait_until_paid"
     seen_states: set[str] = set()

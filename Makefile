@@ -12,7 +12,7 @@ CUSTOMERS ?= 500
 .PHONY: help install install-airflow2 test test-airflow2 lint demo bench e2e emulator clean
 
 help:  ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed -e 's/:.*## /\t/' -e 's/\$$(PORT)/$(PORT)/g'
 
 install: $(STAMP)  ## create .venv with the pinned development environment
 
@@ -47,7 +47,7 @@ demo: install  ## run the customer lookup example DAG against the emulator and p
 bench: install  ## measure the provider against the generic routes (prints one table, ~3 minutes)
 	$(BIN)/python benchmarks/run.py
 
-e2e: install  ## a real deployment on loopback (PostgreSQL, scheduler, triggerer, api-server) and the UI in Chromium
+e2e: install  ## a real deployment on loopback, on the LocalExecutor then on Celery (Redis, two workers); the UI in Chromium
 	bash scripts/e2e.sh
 
 emulator: install  ## serve the Piriod emulator on 127.0.0.1:$(PORT) until Ctrl-C

@@ -11,6 +11,14 @@ __version__ = "0.1.0"
 PACKAGE_NAME = "airflow-provider-piriod"
 CONN_TYPE = "piriod"
 HOOK_CLASS = "airflow_provider_piriod.hooks.piriod.PiriodHook"
+# piriod://<API host>/<workspace>/<resource>: the lineage name of a read (see airflow_provider_piriod.lineage_uri)
+ASSET_URIS = [
+    {
+        "schemes": ["piriod"],
+        "handler": "airflow_provider_piriod.lineage_uri.sanitize_uri",
+        "to_openlineage_converter": "airflow_provider_piriod.lineage.convert_asset_to_openlineage",
+    }
+]
 
 
 def get_provider_info() -> dict:
@@ -32,6 +40,8 @@ def get_provider_info() -> dict:
         "operators": [{"integration-name": "Piriod", "python-modules": ["airflow_provider_piriod.operators.piriod"]}],
         "sensors": [{"integration-name": "Piriod", "python-modules": ["airflow_provider_piriod.sensors.piriod"]}],
         "triggers": [{"integration-name": "Piriod", "python-modules": ["airflow_provider_piriod.triggers.piriod"]}],
+        "asset-uris": ASSET_URIS,
+        "dataset-uris": ASSET_URIS,  # the name Airflow 2.11 reads
         "connection-types": [
             {
                 "connection-type": CONN_TYPE,
@@ -78,6 +88,11 @@ def get_provider_info() -> dict:
                         "label": "Allow plain http",
                         "description": "Permit an http:// API URL on a non-loopback host (the token goes unencrypted).",
                         "schema": {"type": ["boolean", "null"], "default": False},
+                    },
+                    "warn_unknown_filters": {
+                        "label": "Warn about unknown filters",
+                        "description": "Log a warning for a filter Piriod does not document, or a list without __in.",
+                        "schema": {"type": ["boolean", "null"], "default": True},
                     },
                 },
             }

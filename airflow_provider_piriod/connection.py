@@ -7,7 +7,9 @@ with a :class:`~airflow_provider_piriod.exceptions.PiriodConfigError` naming the
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
+import logging
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,6 +26,19 @@ DEFAULT_RATE_LIMIT_WAIT = 600.0
 _TRUE = {"true", "1", "yes", "on", "y", "t"}
 _FALSE = {"false", "0", "no", "off", "n", "f", ""}
 _UNSAFE_CHARS = re.compile(r"[\x00-\x20\x7f]")
+_PREFIX = "extra__piriod__"
+
+#: every extra the connection reads; anything else is reported, since a typo would silently keep a default
+KNOWN_EXTRAS = (
+    "test_mode",
+    "timeout",
+    "max_retries",
+    "rate_limit_wait",
+    "max_response_bytes",
+    "allow_insecure_http",
+    "warn_unknown_filters",
+)
+_log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -40,6 +55,20 @@ class PiriodSettings:
     max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
     #: how long one hook call keeps waiting out 429 answers without any request getting through
     rate_limit_wait: float = DEFAULT_RATE_LIMIT_WAIT
+    #: warn when a filter key is not one the resource documents, or a list is given without ``__in``
+    warn_unknown_filters: bool = True
+    #: the Airflow connection id, for messages
+    conn_id: str = "?"
+    #: extras the connection sets that this provider does not read (typos), each with a hint
+    unknown_extras: tuple[str, ...] = ()
+
+    def describe(self) -> str:
+        """The effective settings in one line (never the token): what a connection test should confirm."""
+        mode = "test mode" if self.test_mode else "live mode"
+        return (
+            f"{self.base_url}, workspace {self.workspace}, {mode}, timeout {self.timeout:g} s, "
+            f"max_retries {self.max_retries}"
+        )
 
     @property
     def headers(self) -> dict[str, str]:
@@ -61,12 +90,25 @@ def settings_from_connection(
     test_mode: bool | str | None = None,
     timeout: float | None = None,
     max_retries: int | None = None,
+    log: Any = None,
 ) -> PiriodSettings:
-    """Validate ``conn`` (an Airflow Connection) and apply the hook's overrides."""
+    """Validate ``conn`` (an Airflow Connection) and apply the hook's overrides; warn ``log`` about unknown extras."""
     extra = _extra_of(conn)
     conn_id = getattr(conn, "conn_id", None) or "?"
     allow_insecure = _parse_bool(_extra_field(extra, "allow_insecure_http"), "allow_insecure_http", conn_id)
+    unknown = unknown_extras(extra)
+    if unknown:
+        (log or _log).warning(
+            "Piriod connection %r: extras this provider does not read (their settings keep the defaults): %s",
+            conn_id,
+            "; ".join(unknown),
+        )
     return PiriodSettings(
+        conn_id=conn_id,
+        unknown_extras=tuple(unknown),
+        warn_unknown_filters=_parse_bool(
+            _extra_field(extra, "warn_unknown_filters", default=True), "warn_unknown_filters", conn_id
+        ),
         base_url=_parse_base_url(conn, allow_insecure, conn_id),
         workspace=_header_value(conn.login, "login (workspace)", conn_id),
         token=_header_value(conn.password, "password (API token)", conn_id),
@@ -109,6 +151,20 @@ def settings_from_connection(
     )
 
 
+def unknown_extras(extra: dict[str, Any]) -> list[str]:
+    """One line per extra the provider does not read, naming the closest known one (``timout`` -> ``timeout``)."""
+    found = []
+    for key in extra:
+        name = str(key)
+        bare = name[len(_PREFIX) :] if name.startswith(_PREFIX) else name
+        if bare in KNOWN_EXTRAS:
+            continue
+        close = difflib.get_close_matches(bare.lower(), KNOWN_EXTRAS, n=1, cutoff=0.6)
+        hint = f"did you mean {close[0]!r}?" if close else f"known extras: {', '.join(KNOWN_EXTRAS)}"
+        found.append(f"{name[:60]!r} ({hint})")
+    return found
+
+
 def is_loopback(hostname: str) -> bool:
     """True for localhost, 127.0.0.0/8 and ::1: the only hosts plain http may reach by default."""
     if hostname.lower() == "localhost":
@@ -124,10 +180,11 @@ def _extra_of(conn: Any) -> dict[str, Any]:
     return extra if isinstance(extra, dict) else {}
 
 
-def _extra_field(extra: dict[str, Any], name: str) -> Any:
+def _extra_field(extra: dict[str, Any], name: str, default: Any = None) -> Any:
     """Read an extra written either plainly or with the ``extra__piriod__`` prefix older UIs use."""
     value = extra.get(name)
-    return value if value is not None else extra.get(f"extra__piriod__{name}")
+    value = value if value is not None else extra.get(f"{_PREFIX}{name}")
+    return default if value is None else value
 
 
 def _error(conn_id: str, message: str) -> PiriodConfigError:
@@ -168,7 +225,8 @@ def _parse_seconds(
         raise _error(conn_id, f"{name} must be a number of seconds, got {str(value)[:40]!r}") from None
     above_low = seconds > low if open_low else seconds >= low
     if not (above_low and seconds <= high):
-        raise _error(conn_id, f"{name} must be between {low:g} and {high:g} seconds, got {seconds:g}")
+        bounds = f"more than {low:g} and at most {high:g}" if open_low else f"between {low:g} and {high:g}"
+        raise _error(conn_id, f"{name} must be {bounds} seconds, got {seconds:g}")
     return seconds
 
 
@@ -198,7 +256,7 @@ def _parse_base_url(conn: Any, allow_insecure_http: bool, conn_id: str) -> str:
     if scheme not in ("http", "https"):
         raise _error(conn_id, f"host must use https:// (or http:// on loopback), got {scheme}://")
     if not parts.hostname or parts.username or parts.password or parts.query or parts.fragment:
-        raise _error(conn_id, f"host must be a plain URL like https://api.piriod.com, got {raw[:80]!r}")
+        raise _error(conn_id, f"host must be a plain URL like https://api.piriod.com, got {_masked_url(parts)!r}")
     try:
         port = parts.port
     except ValueError:
@@ -213,6 +271,14 @@ def _parse_base_url(conn: Any, allow_insecure_http: bool, conn_id: str) -> str:
     host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
     netloc = f"{host}:{port}" if port else host
     return f"{scheme}://{netloc}{parts.path.rstrip('/')}"
+
+
+def _masked_url(parts: Any) -> str:
+    """``scheme://host`` with user info, query and fragment shown as ``***``: they may hold the token."""
+    userinfo = "***@" if "@" in parts.netloc else ""
+    query = "?***" if parts.query else ""
+    fragment = "#***" if parts.fragment else ""
+    return f"{parts.scheme}://{userinfo}{parts.hostname or ''}{query}{fragment}"[:120]
 
 
 def _merge_port(url_port: int | None, field_port: Any, conn_id: str) -> int | None:

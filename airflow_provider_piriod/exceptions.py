@@ -80,3 +80,10 @@ class PiriodInputError(PiriodError, ValueError):
 
 class PiriodConfigError(PiriodError, ValueError):
     """The Airflow connection is incomplete or invalid; raised before any request is sent."""
+
+
+class PiriodConnectionSetupError(PiriodConfigError):
+    """Connecting cannot work as configured: the host name does not resolve, or TLS cannot be agreed.
+
+    Raised after the first attempt, never retried; sensors and triggers fail at once instead of waiting.
+    """

@@ -11,7 +11,10 @@ Connections: ``piriod_default``, and ``piriod_example_sqlite`` for the table, e.
 Files go under ``$PIRIOD_EXAMPLE_DATA_DIR`` (default ``/tmp/piriod_example``); any
 ObjectStoragePath URI works for ``output_path`` (``s3://...`` with the Amazon provider).
 
-    airflow dags test example_piriod_incremental_to_sqlite 2025-03-02
+    airflow dags test example_piriod_incremental_to_sqlite 2025-05-06
+
+(The run of 2025-05-06 covers 2025-05-05, a day on which ``make emulator``'s data has three new
+customers; ``piriod-emulator`` with its defaults has one.)
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ _AIRFLOW_HOME = tempfile.mkdtemp(prefix="piriod-tests-airflow-")
 os.environ["AIRFLOW_HOME"] = _AIRFLOW_HOME
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(EXAMPLE_DAGS)
+os.environ["AIRFLOW__OPENLINEAGE__DISABLED"] = "true"  # the lineage tests turn it on for themselves only
 
 import pytest
 

@@ -27,6 +27,34 @@ def test_provider_info_is_valid_for_airflow():
     # the stricter provider.yaml schema describes conn-fields and ui-field-behaviour in detail
     yaml_schema = json.loads((files(airflow) / "provider.yaml.schema.json").read_text())
     jsonschema.validate(get_provider_info()["connection-types"], yaml_schema["properties"]["connection-types"])
+    # and the piriod URI scheme under each name this Airflow line describes (3.x: both, 2.11: dataset-uris)
+    uri_keys = [key for key in ("asset-uris", "dataset-uris") if key in yaml_schema["properties"]]
+    assert uri_keys
+    for key in uri_keys:
+        jsonschema.validate(get_provider_info()[key], yaml_schema["properties"][key])
+
+
+def test_the_piriod_uri_scheme_is_registered_for_assets_and_lineage():
+    """Airflow resolves the piriod scheme's normalizer and OpenLineage converter from the provider info."""
+    from airflow_provider_piriod.compat import airflow_v3
+    from airflow_provider_piriod.lineage import convert_asset_to_openlineage
+    from airflow_provider_piriod.lineage_uri import sanitize_uri
+
+    info = get_provider_info()
+    assert info["asset-uris"] == info["dataset-uris"]  # Airflow 3 reads the first, 2.11 the second
+    if airflow_v3():
+        from airflow.sdk.providers_manager_runtime import ProvidersManagerTaskRuntime
+
+        runtime = ProvidersManagerTaskRuntime()
+        handlers, converters = runtime.asset_uri_handlers, runtime.asset_to_openlineage_converters
+    else:
+        from airflow.providers_manager import ProvidersManager
+
+        manager = ProvidersManager()
+        handlers = manager.dataset_uri_handlers  # noqa: AIR301 (Airflow 2.11's names)
+        converters = manager.dataset_to_openlineage_converters  # noqa: AIR301
+    assert handlers["piriod"] is sanitize_uri
+    assert converters["piriod"] is convert_asset_to_openlineage
 
 
 def test_connection_form_relabels_hides_and_declares_extras():

@@ -7,6 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from airflow_provider_piriod.compat import airflow_v3
+
 README = (Path(__file__).parents[1] / "README.md").read_text()
 
 
@@ -71,3 +75,17 @@ def test_resources_example_runs_against_the_emulator(piriod_emulator, capsys):
         if i["customer"] == customer and i["status"] in ("finalized", "draft")
     ]
     assert sum(line.startswith("inv_") for line in printed) == len(open_invoices)
+
+
+@pytest.mark.skipif(not airflow_v3(), reason="AssetWatcher is Airflow 3")
+def test_event_driven_example_builds_a_watched_asset_and_reads_folded_events():
+    from types import SimpleNamespace
+
+    from airflow_provider_piriod.events import event_payload
+
+    namespace: dict = {}
+    exec(compile(snippet("event-driven"), "README.md:event-driven", "exec"), namespace)
+    (watcher,) = namespace["succeeded_payments"].watchers
+    assert watcher.trigger.serialize()[1]["filters"] == {"status": "succeeded"}
+    events = {"a": [SimpleNamespace(extra={"payload": event_payload("payments", ["pay_1", "pay_2"])})] * 2}
+    assert namespace["payment_ids"].function(triggering_asset_events=events) == ["pay_1", "pay_2"]

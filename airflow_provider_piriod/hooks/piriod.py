@@ -17,6 +17,8 @@ import requests
 from airflow_provider_piriod.compat import BaseHook, amask_secret, mask_secret
 from airflow_provider_piriod.connection import PiriodSettings, settings_from_connection
 from airflow_provider_piriod.exceptions import PiriodResponseError
+from airflow_provider_piriod.filter_checks import filter_problems, problems_message
+from airflow_provider_piriod.lineage import report_read
 from airflow_provider_piriod.models import Customer, PiriodModel
 from airflow_provider_piriod.protocol import (
     filter_params,
@@ -29,6 +31,7 @@ from airflow_provider_piriod.protocol import (
 from airflow_provider_piriod.resources import Resource, get_resource
 from airflow_provider_piriod.transport.aio import AsyncPiriodTransport
 from airflow_provider_piriod.transport.answers import redact
+from airflow_provider_piriod.transport.calls import Tally
 from airflow_provider_piriod.transport.sync import PiriodTransport
 from airflow_provider_piriod.transport.throttle import Throttle
 
@@ -76,12 +79,23 @@ class _PiriodHookBase(BaseHook):
         super().__init__()
         self.piriod_conn_id = piriod_conn_id
         self._overrides: _Overrides = {"test_mode": test_mode, "timeout": timeout, "max_retries": max_retries}
+        self._filter_warnings_given: set[str] = set()
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(piriod_conn_id={self.piriod_conn_id!r})"
 
     def _settings_from(self, conn: Any) -> PiriodSettings:
-        return settings_from_connection(conn, **self._overrides)
+        return settings_from_connection(conn, **self._overrides, log=self.log)
+
+    def _check_filters(self, settings: PiriodSettings, resource: Resource, filters: Mapping[str, Any] | None) -> None:
+        """Warn (once per hook and message) about filters Piriod would answer silently: see filter_checks."""
+        if not settings.warn_unknown_filters:
+            return
+        problems = filter_problems(resource, filters)
+        message = problems_message(resource, problems, settings.conn_id) if problems else ""
+        if message and message not in self._filter_warnings_given:
+            self._filter_warnings_given.add(message)
+            self.log.warning("%s", message)
 
     def _retry_delay(self, attempt: int, exc: Exception) -> float:
         return retry_delay(
@@ -192,6 +206,11 @@ class PiriodHook(_PiriodHookBase):
         """The pooled session with Piriod's headers set; built once per hook."""
         return self._transport.session
 
+    @property
+    def tally(self) -> Tally:
+        """Requests, pages and retries of every call this hook has made: what a task's summary line reports."""
+        return self._transport.tally
+
     # ------------------------------------------------------------------ any resource
 
     def get_object(self, resource: str, object_id: str | int) -> PiriodModel:
@@ -238,7 +257,9 @@ class PiriodHook(_PiriodHookBase):
     def count_objects(self, resource: str, filters: Mapping[str, Any] | None = None) -> int:
         """How many objects match ``filters``, in one small request."""
         spec = get_resource(resource)
-        return self._transport.count(spec, filter_params(filters))
+        params = filter_params(filters)
+        self._check_filters(self.settings, spec, filters)
+        return self._transport.count(spec, params)
 
     # ------------------------------------------------------------------ customers (the same calls)
 
@@ -282,16 +303,19 @@ class PiriodHook(_PiriodHookBase):
         except Exception as exc:  # the UI wants a message, not a traceback
             return False, redact(str(exc), self._token_or_empty())
         settings = self.settings
-        mode = "test mode" if settings.test_mode else "live mode"
-        return True, (
-            f"Connected to Piriod at {settings.base_url} as workspace {settings.workspace} "
-            f"({mode}): {count} customers visible."
-        )
+        message = f"Connected to Piriod ({settings.describe()}): {count} customers visible."
+        if settings.unknown_extras:  # a typo keeps a default silently: the test is where to catch it
+            return False, (
+                f"{message} But the connection sets extras this provider does not read: "
+                f"{'; '.join(settings.unknown_extras)}. Fix or remove them."
+            )
+        return True, message
 
     # ------------------------------------------------------------------ internals
 
     def _get_object(self, resource: Resource, object_id: Any, argument: str) -> Any:
         object_id = validate_object_id(object_id, argument, integers=resource.integer_ids)
+        report_read(self, self.settings, resource)
         return to_model(resource, self._transport.get_object(resource, object_id))
 
     def _get_objects(
@@ -299,6 +323,7 @@ class PiriodHook(_PiriodHookBase):
     ) -> list[Any]:
         ids = validate_object_ids(object_ids, argument, integers=resource.integer_ids)
         workers = validate_max_workers(max_workers)
+        report_read(self, self.settings, resource)
         unique = list(dict.fromkeys(ids))
         found = self._transport.get_objects(
             resource, unique, workers=min(workers, max(1, len(unique))), ignore_missing=ignore_missing
@@ -310,7 +335,10 @@ class PiriodHook(_PiriodHookBase):
         self, resource: Resource, filters: Mapping[str, Any] | None, page_size: int, max_workers: int
     ) -> Iterator[dict[str, Any]]:
         params = {**filter_params(filters), "page_size": str(validate_page_size(page_size))}
-        return self._transport.iter_list(resource, params, validate_max_workers(max_workers))
+        workers = validate_max_workers(max_workers)
+        self._check_filters(self.settings, resource, filters)
+        report_read(self, self.settings, resource)
+        return self._transport.iter_list(resource, params, workers)
 
     def _token_or_empty(self) -> str:
         try:
@@ -381,7 +409,9 @@ class PiriodAsyncHook(_PiriodHookBase):
         return await self.transport.get_object(spec, validate_object_id(object_id, integers=spec.integer_ids))
 
     async def count_objects(self, resource: str, filters: Mapping[str, Any] | None = None) -> int:
-        return await self.transport.count(get_resource(resource), filter_params(filters))
+        spec, params = get_resource(resource), filter_params(filters)
+        self._check_filters(self.transport.settings, spec, filters)
+        return await self.transport.count(spec, params)
 
     async def iter_object_json(
         self, resource: str, filters: Mapping[str, Any] | None = None, *, page_size: int = 100
@@ -389,6 +419,7 @@ class PiriodAsyncHook(_PiriodHookBase):
         """Every matching object, following ``next`` on the configured origin and list only."""
         spec = get_resource(resource)
         params = {**filter_params(filters), "page_size": str(validate_page_size(page_size))}
+        self._check_filters(self.transport.settings, spec, filters)
         async for item in self.transport.iter_list(spec, params):
             yield item
 

@@ -5,6 +5,7 @@ PiriodCustomerOperator is the same operator on customers, with ``customer_id``/`
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -12,6 +13,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from airflow_provider_piriod.compat import Asset, BaseOperator
 from airflow_provider_piriod.exceptions import PiriodInputError, PiriodNotFoundError
 from airflow_provider_piriod.hooks.piriod import PiriodHook
+from airflow_provider_piriod.lineage import operator_lineage
+from airflow_provider_piriod.lineage_uri import default_outlet_uri
 from airflow_provider_piriod.operators.ndjson import write_ndjson
 from airflow_provider_piriod.operators.xcom import for_xcom
 from airflow_provider_piriod.protocol import (
@@ -28,9 +31,13 @@ if TYPE_CHECKING:
 CUSTOMERS = "customers"
 
 
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
 def piriod_asset(piriod_conn_id: str, resource: str) -> Asset:
     """The Asset a PiriodReadOperator updates by default: ``piriod://<conn id>/<resource>``."""
-    return Asset(f"piriod://{piriod_conn_id}/{get_resource(resource).name}")
+    return Asset(default_outlet_uri(piriod_conn_id, get_resource(resource)))
 
 
 def customers_asset(piriod_conn_id: str = PiriodHook.default_conn_name) -> Asset:
@@ -128,13 +135,40 @@ class PiriodReadOperator(BaseOperator):
         return get_resource(self.resource)
 
     def execute(self, context: Context) -> Any:
+        started = time.monotonic()
         if self.output_path:
             path, count = write_ndjson(self.output_path, self._objects_json())
-            self.log.info("Wrote %d Piriod %ss to %s", count, self.spec.label, path)
+            self._written_path = path  # for lineage
+            self._log_summary(count, started, written_to=path)
             return {"path": path, "count": count}
         if self.object_id is not None:
-            return for_xcom(self._one(), where=self.spec.label)
-        return for_xcom(list(self._objects_json()), where=f"{self.spec.label}s")
+            one = self._one()
+            self._log_summary(int(one is not None), started)
+            return for_xcom(one, where=self.spec.label)
+        objects = list(self._objects_json())
+        self._log_summary(len(objects), started)
+        return for_xcom(objects, where=f"{self.spec.label}s")
+
+    def _log_summary(self, count: int, started: float, written_to: str | None = None) -> None:
+        """The task's one INFO line: what was read, in how many pages and requests, how long, and through what."""
+        tally = self.hook.tally
+        if self.object_id is not None:
+            mode = self.id_argument
+        elif self.object_ids is not None:
+            mode = f"{self.ids_argument}, {len(self.object_ids)} asked"
+        else:
+            mode = f"filters, {_plural(tally.pages, 'page')}"
+        self.log.info(
+            "Read %d Piriod %s (%s) with %s%s in %.2f s through connection %r%s",
+            count,
+            self.spec.label if count == 1 else f"{self.spec.label}s",
+            mode,
+            _plural(tally.requests, "request"),
+            f" ({tally.retries} retried)" if tally.retries else "",
+            time.monotonic() - started,
+            self.piriod_conn_id,
+            f"; wrote them to {written_to}" if written_to else "",
+        )
 
     def _one(self) -> dict[str, Any] | None:
         spec = self.spec
@@ -158,11 +192,25 @@ class PiriodReadOperator(BaseOperator):
             found = self.hook.get_objects(
                 spec.name, ids, max_workers=self.max_workers, ignore_missing=self.ignore_missing
             )
-            self.log.info("Retrieved %d of %d Piriod %ss by id", len(found), len(ids), spec.label)
+            self.log.debug("Retrieved %d of %d Piriod %ss by id", len(found), len(ids), spec.label)
             return [item.to_json() for item in found]
         return self.hook.iter_object_json(
             spec.name, self.filters, page_size=self.page_size, max_workers=self.max_workers
         )
+
+    # OpenLineage (see airflow_provider_piriod.lineage): built from what execute resolved, no request
+
+    def get_openlineage_facets_on_start(self) -> Any:
+        """The file the task will write; the Piriod input is known once a read has resolved the connection."""
+        return operator_lineage(self, output=self.output_path)
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """The Piriod resource read (API host, workspace, resource, schema) and the file written."""
+        return operator_lineage(self, output=getattr(self, "_written_path", None))
+
+    def get_openlineage_facets_on_failure(self, task_instance: Any) -> Any:
+        """The Piriod resource read, without the file: a failed task leaves no file behind."""
+        return operator_lineage(self, output=None)
 
 
 class PiriodCustomerOperator(PiriodReadOperator):

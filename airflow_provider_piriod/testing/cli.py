@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import json
 import sys
 
@@ -60,7 +61,17 @@ def main(argv: list[str] | None = None) -> int:
         products=args.products,
         invoices_per_customer=args.invoices_per_customer,
     )
-    sock = bind_loopback(args.port)
+    try:
+        sock = bind_loopback(args.port)
+    except OSError as exc:
+        if exc.errno != errno.EADDRINUSE:
+            raise
+        print(
+            f"piriod-emulator: port {args.port} on 127.0.0.1 is in use; choose another with --port "
+            "(`make emulator PORT=8766`), or --port 0 for any free one",
+            file=sys.stderr,
+        )
+        return 2
     url = f"http://127.0.0.1:{sock.getsockname()[1]}"
     conn = {"conn_type": "piriod", "host": url, "login": state.workspace, "password": state.token}
     print(f"Piriod emulator listening on {url}", flush=True)

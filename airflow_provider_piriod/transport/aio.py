@@ -8,10 +8,11 @@ the same typed and scrubbed errors.
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from contextlib import AbstractContextManager
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from airflow_provider_piriod import __version__
@@ -28,8 +29,10 @@ from airflow_provider_piriod.transport.answers import (
     scrub,
 )
 from airflow_provider_piriod.transport.bodies import ACCEPT_ENCODING, open_body
-from airflow_provider_piriod.transport.calls import Call, one_call
+from airflow_provider_piriod.transport.calls import Call, Tally, one_call
 from airflow_provider_piriod.transport.pages import EXTRA_PAGES, PageWalk
+
+_T = TypeVar("_T")
 
 
 class AsyncPiriodTransport:
@@ -40,6 +43,10 @@ class AsyncPiriodTransport:
         self.log = log
         self._retry_delay = retry_delay
         self._client: Any = None
+        #: requests, pages and retries of every call so far
+        self.tally = Tally()
+        #: the Date header of the last answer: Piriod's own clock, for callers that must not trust the local one
+        self.server_date: str | None = None
 
     async def __aenter__(self) -> AsyncPiriodTransport:
         import httpx
@@ -111,6 +118,7 @@ class AsyncPiriodTransport:
         failures = throttles = 0
         while True:
             try:
+                call.sending()
                 result = await self._send(url, params)
             except TRANSIENT_ERRORS as exc:
                 scrub(exc, self.settings.token)  # it is about to be logged
@@ -130,13 +138,13 @@ class AsyncPiriodTransport:
         timeout, secrets = self.settings.timeout, self.settings.token
         deadline = time.monotonic() + timeout
         try:
-            status, reason, headers, body = await asyncio.wait_for(
-                self._read(url, params, method, path, deadline), timeout=timeout
-            )
+            status, reason, headers, body = await _within(timeout, self._read(url, params, method, path, deadline))
         except asyncio.TimeoutError:
             raise deadline_error(method, path, timeout) from None
         except (httpx.HTTPError, httpx.InvalidURL, OSError, ValueError) as exc:
-            raise network_error(method, path, exc, secrets) from None
+            raise network_error(
+                method, path, exc, secrets, base_url=self.settings.base_url, conn_id=self.settings.conn_id
+            ) from None
         # decoding a large body is CPU work: off the event loop every deferred task shares
         return await asyncio.to_thread(answer_json, method, path, status, reason, body, headers, secrets)
 
@@ -152,7 +160,18 @@ class AsyncPiriodTransport:
             )
             async for chunk in response.aiter_raw():  # raw: httpx would decode whole chunks, unbounded
                 decoder.feed(chunk)
+            self.server_date = response.headers.get("date")
             return response.status_code, response.reason_phrase, response.headers, decoder.finish()
 
     def _calling(self, what: str) -> AbstractContextManager[Call]:
-        return one_call(self.settings, self.log, what, self._retry_delay)
+        return one_call(self.settings, self.log, what, self._retry_delay, self.tally)
+
+
+async def _within(seconds: float, work: Coroutine[Any, Any, _T]) -> _T:
+    """``work``, or ``asyncio.TimeoutError`` after ``seconds``. ``asyncio.timeout`` where it exists:
+    ``wait_for`` before Python 3.12 can swallow a cancellation that arrives as the work completes,
+    which would leave a cancelled trigger polling on."""
+    if sys.version_info >= (3, 11):
+        async with asyncio.timeout(seconds):
+            return await work
+    return await asyncio.wait_for(work, timeout=seconds)

@@ -10,13 +10,17 @@ from __future__ import annotations
 
 import json
 import re
+import socket
+import ssl
 from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import quote, urlsplit
 
 from airflow_provider_piriod import jsoncodec
+from airflow_provider_piriod.connection import is_loopback
 from airflow_provider_piriod.exceptions import (
     PiriodAuthError,
+    PiriodConnectionSetupError,
     PiriodError,
     PiriodNetworkError,
     PiriodNotFoundError,
@@ -189,16 +193,78 @@ def error_from_response(
     return PiriodError(text, **kwargs)
 
 
-def network_error(method: str, path: str, exc: BaseException, secrets: str | Iterable[str] = ()) -> PiriodNetworkError:
-    return PiriodNetworkError(
-        _clean(
-            f"Piriod {method} {path} failed before a complete answer arrived: {type(exc).__name__}: {exc}",
-            secrets_of(secrets),
-            MAX_MESSAGE_CHARS,
-        ),
-        method=method,
-        path=path,
-    )
+#: what OpenSSL says when the server answers a TLS hello in plain text (an http server addressed as https)
+_PLAIN_HTTP_REASONS = frozenset({"WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG"})
+#: resolver answers that a retry cannot change (EAI_AGAIN, "temporary failure", is retried)
+_NO_SUCH_HOST = frozenset(
+    code for code in (getattr(socket, "EAI_NONAME", None), getattr(socket, "EAI_NODATA", None)) if code is not None
+)
+
+
+def network_error(
+    method: str,
+    path: str,
+    exc: BaseException,
+    secrets: str | Iterable[str] = (),
+    *,
+    base_url: str = "",
+    conn_id: str = "?",
+) -> PiriodNetworkError | PiriodConnectionSetupError:
+    """The typed error of a failed attempt: :class:`PiriodConnectionSetupError` (never retried) if no retry helps."""
+    setup_problem = _setup_problem(exc, base_url)
+    if setup_problem:
+        text = (
+            f"Piriod {method} {path}: {setup_problem} ({type(exc).__name__}; connection {conn_id!r}: 1 attempt, "
+            "not retried: a retry cannot change this)"
+        )
+        return PiriodConnectionSetupError(
+            _clean(text, secrets_of(secrets), MAX_MESSAGE_CHARS), method=method, path=path
+        )
+    text = f"Piriod {method} {path} failed before a complete answer arrived: {type(exc).__name__}: {exc}"
+    return PiriodNetworkError(_clean(text, secrets_of(secrets), MAX_MESSAGE_CHARS), method=method, path=path)
+
+
+def _setup_problem(exc: BaseException, base_url: str) -> str | None:
+    """Why connecting to ``base_url`` cannot work as configured, if a cause in the chain says so."""
+    origin = urlsplit(base_url) if base_url else None
+    where = origin.netloc if origin and origin.netloc else "the API URL"
+    for cause in _causes(exc):
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            return (
+                f"the TLS certificate of {where} was not accepted ({cause.verify_message or cause.reason}); "
+                "check the API URL's host name, or point REQUESTS_CA_BUNDLE / SSL_CERT_FILE at your CA bundle"
+            )
+        if isinstance(cause, ssl.SSLError) and cause.reason in _PLAIN_HTTP_REASONS:
+            return _plain_http_hint(origin, where)
+        if isinstance(cause, socket.gaierror) and cause.errno in _NO_SUCH_HOST:
+            host = origin.hostname if origin and origin.hostname else "the API URL's host"
+            return f"the host name {host!r} does not resolve ({cause.strerror}); check the connection's API URL"
+    return None
+
+
+def _plain_http_hint(origin: Any, where: str) -> str:
+    """An http server addressed as https: say how to write the URL (and when plain http is allowed)."""
+    hint = f"the server at {where} answered in plain http where https was expected; write the API URL as http://{where}"
+    if origin is not None and origin.hostname:
+        path = origin.path or ""
+        hint += f"{path} (in a URI connection: piriod://<workspace>:<token>@{where}/http)"
+        if not is_loopback(origin.hostname):
+            hint += "; plain http to a non-loopback host also needs the extra allow_insecure_http=true"
+    return hint
+
+
+def _causes(exc: BaseException) -> Iterable[BaseException]:
+    """``exc`` and everything it wraps (causes, contexts, urllib3's ``reason``, exceptions in ``args``)."""
+    seen: set[int] = set()
+    todo = [exc]
+    while todo:
+        current = todo.pop(0)
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        inner = [current.__cause__, current.__context__, getattr(current, "reason", None), *current.args]
+        todo.extend(item for item in inner if isinstance(item, BaseException))
 
 
 def deadline_error(method: str, path: str, timeout: float, status: int | None = None) -> PiriodNetworkError:

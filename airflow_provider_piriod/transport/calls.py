@@ -24,20 +24,43 @@ REPORT_EVERY = 30.0
 _NO_ADVICE = Exception("no Retry-After")  # asks the backoff for its own delay
 
 
+class Tally:
+    """What every call of one transport did, added up as each call ends: for a task's one-line summary."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.calls = self.requests = self.pages = self.retries = self.throttled = 0
+
+    def add(self, call: Call) -> None:
+        with self._lock:
+            self.calls += 1
+            self.requests += call.requests
+            self.pages += call.pages
+            self.retries += call.retries
+            self.throttled += call.throttled
+
+
 class Call:
     """Shared by every request (and thread) of one hook call; thread-safe."""
 
     def __init__(
-        self, log: Any, what: str, *, max_retries: int, rate_limit_wait: float, delay: Callable[[int, Exception], float]
+        self,
+        log: Any,
+        what: str,
+        *,
+        max_retries: int,
+        rate_limit_wait: float,
+        delay: Callable[[int, Exception], float],
+        conn_id: str = "?",
     ) -> None:
-        self.log, self.what = log, what
+        self.log, self.what, self.conn_id = log, what, conn_id
         self.max_retries, self.rate_limit_wait = max_retries, rate_limit_wait
         self._delay = delay
         self._lock = threading.Lock()
         #: set when the call has failed or its caller stopped: requests still waiting to retry give up
         self.stopped = threading.Event()
         self.started = self._last_success = time.monotonic()
-        self.throttled = self.retries = 0
+        self.throttled = self.retries = self.requests = 0
         self._throttled_since_report = 0
         self._next_throttle_report = 0.0
         self.done = self.pages = 0
@@ -60,7 +83,7 @@ class Call:
             self._rate_limited(exc, delay, pace)
             return delay
         if failures > self.max_retries:
-            raise exc
+            raise self._given_up(exc, failures, f"max_retries = {self.max_retries}")
         delay = self._delay(failures, exc)
         with self._lock:
             self.retries += 1
@@ -83,6 +106,14 @@ class Call:
                 delay,
             )
         return delay
+
+    def _given_up(self, exc: PiriodError, attempts: int, why: str) -> PiriodError:
+        """``exc`` with the connection and the attempts made added to its message, as it leaves the call."""
+        plural = "s" if attempts != 1 else ""
+        note = f" (connection {self.conn_id!r}: {attempts} attempt{plural}, {why})"
+        if exc.args and isinstance(exc.args[0], str):
+            exc.args = (exc.args[0] + note, *exc.args[1:])
+        return exc
 
     def _rate_limited(self, exc: PiriodRateLimitError, delay: float, pace: float | None) -> None:
         with self._lock:
@@ -122,6 +153,11 @@ class Call:
                 speed,
             )
         self.log.debug("Piriod answered 429 (%s); waiting %.2f s", exc, delay)
+
+    def sending(self) -> None:
+        """One more attempt goes out (for the tally)."""
+        with self._lock:
+            self.requests += 1
 
     def succeeded(self) -> None:
         self._last_success = time.monotonic()
@@ -172,15 +208,30 @@ class Call:
 
 
 @contextmanager
-def one_call(settings: PiriodSettings, log: Any, what: str, delay: Callable[[int, Exception], float]) -> Iterator[Call]:
-    """One hook call, sync or async: its bookkeeping, and every Piriod error scrubbed on the way out."""
-    call = Call(log, what, max_retries=settings.max_retries, rate_limit_wait=settings.rate_limit_wait, delay=delay)
+def one_call(
+    settings: PiriodSettings,
+    log: Any,
+    what: str,
+    delay: Callable[[int, Exception], float],
+    tally: Tally | None = None,
+) -> Iterator[Call]:
+    """One hook call, sync or async: its bookkeeping (added to ``tally``), every error scrubbed on the way out."""
+    call = Call(
+        log,
+        what,
+        max_retries=settings.max_retries,
+        rate_limit_wait=settings.rate_limit_wait,
+        delay=delay,
+        conn_id=settings.conn_id,
+    )
     try:
         yield call
     except PiriodError as exc:
         raise scrub(exc, settings.token) from exc.__cause__
     finally:
         call.finish()
+        if tally is not None:
+            tally.add(call)
 
 
 def _duration(seconds: float) -> str:

@@ -42,7 +42,7 @@ from airflow_provider_piriod.transport.answers import (
 )
 from airflow_provider_piriod.transport.bodies import ACCEPT_ENCODING, open_body
 from airflow_provider_piriod.transport.deadline import DeadlineAdapter, attempt_deadline
-from airflow_provider_piriod.transport.calls import Call, one_call
+from airflow_provider_piriod.transport.calls import Call, Tally, one_call
 from airflow_provider_piriod.transport.pages import EXTRA_PAGES, PageWalk, pages_for
 from airflow_provider_piriod.transport.throttle import Throttle
 
@@ -93,6 +93,8 @@ class PiriodTransport:
         self.log = log
         self._retry_delay = retry_delay
         self.throttle = throttle
+        #: requests, pages and retries of every call so far
+        self.tally = Tally()
 
     @cached_property
     def session(self) -> requests.Session:
@@ -233,6 +235,7 @@ class PiriodTransport:
             try:
                 if call.stopped.is_set():  # another request of this call failed while this one waited its turn
                     raise PiriodError(f"Piriod GET {urlsplit(url).path}: not sent, the call already failed")
+                call.sending()
                 result = self._send(url, params)
             except TRANSIENT_ERRORS as exc:
                 scrub(exc, self.settings.token)  # it is about to be logged
@@ -274,7 +277,9 @@ class PiriodTransport:
             except _CLIENT_ERRORS as exc:
                 if attempt.expired:
                     raise deadline_error(method, path, timeout) from None
-                raise network_error(method, path, exc, secrets) from None
+                raise network_error(
+                    method, path, exc, secrets, base_url=self.settings.base_url, conn_id=self.settings.conn_id
+                ) from None
             if attempt.expired:  # the watchdog cut the body short
                 raise deadline_error(method, path, timeout, response.status_code)
         return answer_json(method, path, response.status_code, response.reason or "", body, response.headers, secrets)
@@ -292,7 +297,7 @@ class PiriodTransport:
             decoder.feed(chunk)
 
     def _calling(self, what: str) -> AbstractContextManager[Call]:
-        return one_call(self.settings, self.log, what, self._retry_delay)
+        return one_call(self.settings, self.log, what, self._retry_delay, self.tally)
 
 
 def bounded_map(

@@ -1,0 +1,210 @@
+"""Failures a retry cannot fix end at once and say what to change; the others say whose and how many attempts."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import ssl
+import time
+
+import pytest
+import requests
+import urllib3
+
+from airflow_provider_piriod.exceptions import PiriodConfigError, PiriodConnectionSetupError, PiriodNetworkError
+from airflow_provider_piriod.hooks.piriod import PiriodAsyncHook, PiriodHook
+from airflow_provider_piriod.transport.answers import network_error
+
+
+def point_connection_at(monkeypatch: pytest.MonkeyPatch, emulator, host: str, **extra) -> None:
+    """``piriod_default`` with the emulator's credentials and another ``host``."""
+    conn = {**emulator.connection, "host": host, **({"extra": extra} if extra else {})}
+    monkeypatch.setenv("AIRFLOW_CONN_PIRIOD_DEFAULT", json.dumps(conn))
+
+
+def emulator_address(emulator) -> str:
+    return emulator.url.removeprefix("http://")
+
+
+@pytest.mark.parametrize("form", ["https://{address}", "{address}"])
+def test_a_plain_http_server_addressed_as_https_fails_at_once_and_says_how_to_write_the_url(
+    piriod_emulator, monkeypatch, form
+):
+    """A bare host or an https URL to the emulator: one attempt, no backoff, and the http:// form to use."""
+    address = emulator_address(piriod_emulator)
+    point_connection_at(monkeypatch, piriod_emulator, form.format(address=address))
+    started = time.monotonic()
+    with pytest.raises(PiriodConnectionSetupError) as excinfo:
+        PiriodHook().count_customers()
+    assert time.monotonic() - started < 3  # the default backoff would wait 0.5 + 1 + 2 + 4 + 8 s
+    message = str(excinfo.value)
+    assert f"answered in plain http where https was expected; write the API URL as http://{address}" in message
+    assert f"@{address}/http" in message  # the URI form
+    assert "connection 'piriod_default': 1 attempt, not retried" in message
+    assert piriod_emulator.token not in message
+    assert isinstance(excinfo.value, PiriodConfigError)  # a connection to fix, not an outage to wait out
+
+
+def test_the_async_hook_recognises_a_plain_http_server_too(piriod_emulator, monkeypatch):
+    """The httpx transport gives the same error, at once."""
+    address = emulator_address(piriod_emulator)
+    point_connection_at(monkeypatch, piriod_emulator, address)
+
+    async def count() -> int:
+        async with PiriodAsyncHook() as hook:
+            return await hook.count_customers()
+
+    started = time.monotonic()
+    with pytest.raises(PiriodConnectionSetupError, match=f"write the API URL as http://{address}"):
+        asyncio.run(count())
+    assert time.monotonic() - started < 3
+
+
+def test_the_hint_for_a_non_loopback_host_names_allow_insecure_http():
+    """Plain http to another host needs the extra as well: the hint says so."""
+    tls_error = ssl.SSLError(1, "[SSL: WRONG_VERSION_NUMBER] wrong version number")
+    tls_error.reason = "WRONG_VERSION_NUMBER"  # as OpenSSL fills it in
+    wrapped = requests.exceptions.SSLError(urllib3.exceptions.SSLError(tls_error))  # as requests wraps it
+    error = network_error("GET", "/customers/", wrapped, base_url="https://billing.example.com:8080")
+    assert isinstance(error, PiriodConnectionSetupError)
+    assert "write the API URL as http://billing.example.com:8080" in str(error)
+    assert "allow_insecure_http=true" in str(error)
+
+
+@pytest.mark.parametrize(
+    ("code", "setup_error"),
+    [("EAI_NONAME", True), ("EAI_AGAIN", False)],
+)
+def test_only_a_name_that_does_not_exist_is_a_setup_error(code, setup_error):
+    """A name that is not known will not change on a retry; a temporary failure in name resolution may."""
+    cause = socket.gaierror(getattr(socket, code), "resolver says no")
+    try:
+        raise urllib3.exceptions.NameResolutionError("api.piriod.test", None, cause) from cause
+    except urllib3.exceptions.NameResolutionError as exc:
+        error = network_error(
+            "GET", "/customers/", requests.exceptions.ConnectionError(exc), base_url="https://nx.test"
+        )
+    assert isinstance(error, PiriodConnectionSetupError) is setup_error
+    if setup_error:
+        assert "the host name 'nx.test' does not resolve" in str(error)
+
+
+def test_a_host_that_does_not_resolve_fails_without_retries(monkeypatch):
+    """A real lookup of a reserved ``.invalid`` name; skipped where the machine has no resolver to say no."""
+    try:
+        socket.getaddrinfo("piriod-provider-test.invalid", 443)
+    except socket.gaierror as exc:
+        if exc.errno not in (socket.EAI_NONAME, getattr(socket, "EAI_NODATA", socket.EAI_NONAME)):
+            pytest.skip(f"this machine's resolver cannot answer ({exc})")
+    conn = {"conn_type": "piriod", "host": "piriod-provider-test.invalid", "login": "acc_1", "password": "tok"}
+    monkeypatch.setenv("AIRFLOW_CONN_PIRIOD_DEFAULT", json.dumps(conn))
+    started = time.monotonic()
+    with pytest.raises(PiriodConnectionSetupError, match=r"'piriod-provider-test\.invalid' does not resolve"):
+        PiriodHook().count_customers()
+    assert time.monotonic() - started < 3
+
+
+def test_a_network_error_after_retries_names_the_connection_and_the_attempts(monkeypatch, fast_retries):
+    """Connection refused is worth retrying; when the retries are spent the message says whose and how many."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    conn = {
+        "conn_type": "piriod",
+        "host": f"http://127.0.0.1:{port}",
+        "login": "acc_x",
+        "password": "secret-tkn",
+        "extra": {"max_retries": 2},
+    }
+    monkeypatch.setenv("AIRFLOW_CONN_BILLING", json.dumps(conn))
+    with pytest.raises(PiriodNetworkError) as excinfo:
+        PiriodHook("billing").count_customers()
+    assert not isinstance(excinfo.value, PiriodConnectionSetupError)
+    assert "(connection 'billing': 3 attempts, max_retries = 2)" in str(excinfo.value)
+
+
+def test_a_sensor_fails_at_once_instead_of_waiting_for_a_misaddressed_server(piriod_emulator, monkeypatch):
+    """A sensor treats outages as "not yet"; a connection that can never work fails the task on the first poke."""
+    from airflow_provider_piriod.compat import AirflowFailException
+    from airflow_provider_piriod.sensors.piriod import PiriodCustomerSensor
+
+    point_connection_at(monkeypatch, piriod_emulator, emulator_address(piriod_emulator))
+    sensor = PiriodCustomerSensor(task_id="wait", customer_id=piriod_emulator.customers()[0]["id"])
+    with pytest.raises(AirflowFailException, match="answered in plain http where https was expected"):
+        sensor.poke({})
+
+
+@pytest.fixture
+def tls_server_with_an_unknown_certificate(tmp_path):
+    """A loopback TLS server whose self-signed certificate no CA bundle trusts; yields its ``127.0.0.1:port``."""
+    import datetime
+    import threading
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
+    (tmp_path / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (tmp_path / "key.pem").write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(tmp_path / "cert.pem", tmp_path / "key.pem")
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.2)
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                continue
+            client.settimeout(2)
+            try:
+                with context.wrap_socket(client, server_side=True):
+                    pass
+            except (OSError, ssl.SSLError):
+                pass  # the client refuses the certificate: that is the point
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield f"127.0.0.1:{listener.getsockname()[1]}"
+    stop.set()
+    thread.join(5)
+    listener.close()
+
+
+def test_a_refused_certificate_fails_at_once_in_both_hooks(tls_server_with_an_unknown_certificate, monkeypatch):
+    """Certificate verification will fail the same way on every retry: one attempt, and what to check."""
+    address = tls_server_with_an_unknown_certificate
+    for variable in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE"):
+        monkeypatch.delenv(variable, raising=False)
+    conn = {"conn_type": "piriod", "host": f"https://{address}", "login": "acc_1", "password": "tok-secret"}
+    monkeypatch.setenv("AIRFLOW_CONN_PIRIOD_DEFAULT", json.dumps(conn))
+    started = time.monotonic()
+    with pytest.raises(PiriodConnectionSetupError, match=f"the TLS certificate of {address} was not accepted"):
+        PiriodHook().count_customers()
+
+    async def count() -> int:
+        async with PiriodAsyncHook() as hook:
+            return await hook.count_customers()
+
+    with pytest.raises(PiriodConnectionSetupError, match="REQUESTS_CA_BUNDLE"):
+        asyncio.run(count())
+    assert time.monotonic() - started < 5

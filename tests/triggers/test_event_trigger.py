@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import json
+import re
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -62,9 +63,8 @@ class Running:
 
 @pytest.fixture
 def logs(caplog, capfd):
-    """``logs()``: what the trigger logged, once (stdlib records on Airflow 2.11, structlog's output on 3)."""
-    text = logs_fixture(caplog, capfd)
-    return lambda: caplog.text if caplog.text.strip() else text()
+    """``logs()``: everything logged or printed so far (stdlib records, and what handlers or structlog wrote)."""
+    return logs_fixture(caplog, capfd)
 
 
 def create(emulator, count: int, resource: str = "customers", **fields) -> list:
@@ -271,9 +271,11 @@ def test_failed_polls_are_logged_and_retried_then_it_raises_with_the_reason(piri
 
     asyncio.run(scenario())
     text = logs()
-    retries = [line for line in text.splitlines() if "Polling Piriod customers failed" in line]
-    assert len(retries) == 4 and all("warning" in line.lower() for line in retries)
-    assert "(1 of 3 failures before giving up)" in retries[0]
+    failures = [line for line in text.splitlines() if "Polling Piriod customers failed" in line]
+    assert all("warning" in line.lower() for line in failures)
+    # two failures before the event, two before giving up; a record may reach the capture and a stream both
+    counted = [re.search(r"\((\d) of 3 failures", line).group(1) for line in failures]
+    assert counted in (["1", "2", "1", "2"], ["1", "2", "1", "2"] * 2)
     assert piriod_emulator.token not in text
 
 
@@ -362,7 +364,8 @@ def test_objects_dated_hours_after_piriods_clock_are_named_once_and_hide_nothing
 
     typo = asyncio.run(scenario())
     named = [line for line in logs().splitlines() if "dated more than an hour after Piriod's clock" in line]
-    assert len(named) == 1 and typo[0] in named[0]
+    # one warning (a record may reach both the log capture and a stream), naming the customer
+    assert len({line[line.index("Not announcing") :] for line in named}) == 1 and typo[0] in named[0]
 
 
 @pytest.mark.piriod_emulator(customers=20)

@@ -96,7 +96,7 @@ def settings_from_connection(
     extra = _extra_of(conn)
     conn_id = getattr(conn, "conn_id", None) or "?"
     allow_insecure = _parse_bool(_extra_field(extra, "allow_insecure_http"), "allow_insecure_http", conn_id)
-    unknown = unknown_extras(extra)
+    unknown = unknown_extras(extra, secret=conn.password if isinstance(conn.password, str) else "")
     if unknown:
         (log or _log).warning(
             "Piriod connection %r: extras this provider does not read (their settings keep the defaults): %s",
@@ -151,11 +151,14 @@ def settings_from_connection(
     )
 
 
-def unknown_extras(extra: dict[str, Any]) -> list[str]:
-    """One line per extra the provider does not read, naming the closest known one (``timout`` -> ``timeout``)."""
+def unknown_extras(extra: dict[str, Any], secret: str = "") -> list[str]:
+    """One line per extra the provider does not read, naming the closest known one (``timout`` -> ``timeout``).
+
+    ``secret`` (the token) is replaced by ``***`` in the names: a token pasted as an extra's name is not shown.
+    """
     found = []
     for key in extra:
-        name = str(key)
+        name = str(key).replace(secret, "***") if secret else str(key)
         bare = name[len(_PREFIX) :] if name.startswith(_PREFIX) else name
         if bare in KNOWN_EXTRAS:
             continue

@@ -85,5 +85,11 @@ class PiriodConfigError(PiriodError, ValueError):
 class PiriodConnectionSetupError(PiriodConfigError):
     """Connecting cannot work as configured: the host name does not resolve, or TLS cannot be agreed.
 
-    Raised after the first attempt, never retried; sensors and triggers fail at once instead of waiting.
+    Raised once a second attempt failed the same way, before any answer of the call arrived (after one,
+    the same failure is an ordinary, retried network error); sensors and triggers fail at once.
     """
+
+    def __init__(self, message: str, *, as_network_error: PiriodNetworkError | None = None, **kwargs) -> None:
+        super().__init__(message, **kwargs)
+        #: the same failure told as a transient one: what a call raises when an answer already came through
+        self.as_network_error = as_network_error

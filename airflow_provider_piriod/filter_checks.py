@@ -29,8 +29,8 @@ def filter_problems(resource: Resource, filters: Mapping[str, Any] | None) -> li
             problems.append(_unknown_key(resource, key))
         if isinstance(value, (list, tuple, set, frozenset)) and not key.endswith(_IN):
             problems.append(
-                f"{key!r} is given a list, which Piriod reads as one comma-joined value (so it matches "
-                f"almost nothing); write {key + _IN!r} to match any of the values"
+                f"{_shown(key)} is given a list, which Piriod reads as one comma-joined value (so it matches "
+                f"almost nothing); write {_shown(key + _IN, tail=len(_IN))} to match any of the values"
             )
     return problems
 
@@ -59,6 +59,13 @@ def _unknown_key(resource: Resource, key: str) -> str:
     close = difflib.get_close_matches(key, candidates, n=1, cutoff=0.6)
     hint = f"did you mean {close[0]!r}?" if close else f"documented: {', '.join(resource.filters)}"
     return (
-        f"{key[:60]!r} is not a filter Piriod documents for {resource.name} ({hint}); Piriod ignores "
+        f"{_shown(key)} is not a filter Piriod documents for {resource.name} ({hint}); Piriod ignores "
         "parameters it does not know, so this filter may match everything"
     )
+
+
+def _shown(key: str, limit: int = 60, tail: int = 0) -> str:
+    """``key`` quoted for a warning, cut to ``limit`` characters (keeping its last ``tail``): keys can be huge."""
+    if len(key) <= limit:
+        return repr(key)
+    return repr(f"{key[: limit - tail]}...{key[len(key) - tail :] if tail else ''}")

@@ -95,3 +95,17 @@ def test_airflow_connections_test_prints_the_settings_and_the_typo(piriod_emulat
     assert "test mode, timeout 30 s" in output
     assert "did you mean 'timeout'?" in output
     assert piriod_emulator.token not in output
+
+
+def test_a_token_pasted_as_an_extra_key_is_shown_nowhere(piriod_emulator, monkeypatch, caplog, capfd):
+    """The token as an extra's name: the test message and the unknown-extra warning say *** instead."""
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_PIRIOD_DEFAULT", json.dumps({**piriod_emulator.connection, "extra": {piriod_emulator.token: ""}})
+    )
+    with caplog.at_level(logging.WARNING):
+        ok, message = PiriodHook().test_connection()
+    assert not ok
+    assert "'***' (known extras:" in message
+    logged = caplog.text + "".join(capfd.readouterr())
+    assert "extras this provider does not read" in logged
+    assert piriod_emulator.token not in message + logged

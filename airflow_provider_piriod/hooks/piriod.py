@@ -194,9 +194,10 @@ class PiriodHook(_PiriodHookBase):
     @cached_property
     def settings(self) -> PiriodSettings:
         """The validated connection (fetched once); the token is masked in Airflow's logs from here on."""
-        settings = self._settings_from(self.get_connection(self.piriod_conn_id))
-        mask_secret(settings.token)
-        return settings
+        conn = self.get_connection(self.piriod_conn_id)
+        if isinstance(conn.password, str) and conn.password:
+            mask_secret(conn.password)  # before anything about the connection is logged
+        return self._settings_from(conn)
 
     @cached_property
     def _transport(self) -> PiriodTransport:
@@ -305,10 +306,9 @@ class PiriodHook(_PiriodHookBase):
         settings = self.settings
         message = f"Connected to Piriod ({settings.describe()}): {count} customers visible."
         if settings.unknown_extras:  # a typo keeps a default silently: the test is where to catch it
-            return False, (
-                f"{message} But the connection sets extras this provider does not read: "
-                f"{'; '.join(settings.unknown_extras)}. Fix or remove them."
-            )
+            unknown = "; ".join(settings.unknown_extras)
+            text = f"{message} But the connection sets extras this provider does not read: {unknown}. Fix or drop them."
+            return False, redact(text, settings.token)
         return True, message
 
     # ------------------------------------------------------------------ internals
@@ -375,9 +375,10 @@ class PiriodAsyncHook(_PiriodHookBase):
     async def get_settings(self) -> PiriodSettings:
         """The validated connection, fetched the Airflow 3 async way (once per hook)."""
         if self._settings is None:
-            settings = self._settings_from(await self._aget_connection())
-            await amask_secret(settings.token)
-            self._settings = settings
+            conn = await self._aget_connection()
+            if isinstance(conn.password, str) and conn.password:
+                await amask_secret(conn.password)  # before anything about the connection is logged
+            self._settings = self._settings_from(conn)
         return self._settings
 
     async def _aget_connection(self) -> Any:

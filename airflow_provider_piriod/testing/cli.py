@@ -9,6 +9,17 @@ import json
 import sys
 
 
+def port_number(text: str) -> int:
+    """An argparse type: a TCP port, 0 to 65535 (0 = any free port)."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a port: use 1 to 65535, or 0 for any free port")
+    return port
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="piriod-emulator",
@@ -19,7 +30,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "notes (integer ids) and payment receipts (integer ids) are generated from the customers on first use. "
         "Invoice inv_17DigitTotal0000000000 has the total 123456789012345.67 (17 significant digits).",
     )
-    parser.add_argument("--port", type=int, default=8765, help="port on 127.0.0.1 (0 = any free port)")
+    parser.add_argument("--port", type=port_number, default=8765, help="port on 127.0.0.1 (0 = any free port)")
     parser.add_argument("--customers", type=int, default=100, help="customers to generate (plus their contacts)")
     parser.add_argument(
         "--products",
@@ -64,10 +75,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         sock = bind_loopback(args.port)
     except OSError as exc:
-        if exc.errno != errno.EADDRINUSE:
+        why = {errno.EADDRINUSE: "is in use", errno.EACCES: "needs privileges this user does not have"}
+        if exc.errno not in why:
             raise
         print(
-            f"piriod-emulator: port {args.port} on 127.0.0.1 is in use; choose another with --port "
+            f"piriod-emulator: port {args.port} on 127.0.0.1 {why[exc.errno]}; choose another with --port "
             "(`make emulator PORT=8766`), or --port 0 for any free one",
             file=sys.stderr,
         )

@@ -7,6 +7,7 @@ project asks for it with the ``piriod_dags_folder`` ini option.
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import sys
@@ -18,6 +19,8 @@ import pytest
 
 _DAGS_FOLDER_OPTION = "piriod_dags_folder"
 _HOME_KEY = pytest.StashKey[str]()
+#: inherited ``AIRFLOW__*`` settings the throwaway Airflow keeps: none of them can point outside it
+_KEPT_SETTINGS = frozenset({"AIRFLOW__LOGGING__LOGGING_LEVEL", "AIRFLOW__CORE__UNIT_TEST_MODE"})
 _EMULATOR_OPTIONS = "customers, seed, latency_ms, products, invoices_per_customer, token, workspace, conn_id"
 
 
@@ -37,8 +40,17 @@ def pytest_load_initial_conftests(early_config: pytest.Config, parser: pytest.Pa
     if not folder:
         return
     base = early_config.inipath.parent if early_config.inipath else early_config.rootpath
+    dropped = _drop_inherited_airflow_settings()
     home = _use_throwaway_airflow_home((base / folder).resolve())
     early_config.stash[_HOME_KEY] = home
+    if dropped:
+        early_config.issue_config_time_warning(
+            pytest.PytestConfigWarning(
+                f"{_DAGS_FOLDER_OPTION}: the throwaway Airflow ignores these inherited settings, so DAG tests "
+                f"never reach a real secrets backend, database or connection: {', '.join(dropped)}"
+            ),
+            stacklevel=2,
+        )
 
 
 def _use_throwaway_airflow_home(dags_folder: Path) -> str:
@@ -52,9 +64,13 @@ def _use_throwaway_airflow_home(dags_folder: Path) -> str:
             stacklevel=1,
         )
     home = tempfile.mkdtemp(prefix="piriod-airflow-home-")
+    # pytest_unconfigure never runs when pytest stops early (usage error, broken conftest)
+    atexit.register(shutil.rmtree, home, ignore_errors=True)
     os.environ.update(
         {
             "AIRFLOW_HOME": home,
+            # never the user's airflow.cfg: its secrets backend would serve real connections to the DAG
+            "AIRFLOW_CONFIG": f"{home}/airflow.cfg",
             HOME_VARIABLE: home,
             # explicit, so a database configured in the environment is never the one a test resets
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
@@ -64,6 +80,18 @@ def _use_throwaway_airflow_home(dags_folder: Path) -> str:
     )
     os.environ.pop("AIRFLOW__CORE__SQL_ALCHEMY_CONN", None)
     return home
+
+
+def _drop_inherited_airflow_settings() -> list[str]:
+    """Remove the environment's Airflow settings and connections, so no real secrets backend or host is used."""
+    dropped = sorted(
+        name
+        for name in os.environ
+        if (name.startswith("AIRFLOW__") and name not in _KEPT_SETTINGS) or name.startswith("AIRFLOW_CONN_")
+    )
+    for name in dropped:
+        del os.environ[name]
+    return dropped
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 from airflow_provider_piriod import __version__
 from airflow_provider_piriod.connection import PiriodSettings
-from airflow_provider_piriod.exceptions import PiriodRateLimitError
+from airflow_provider_piriod.exceptions import PiriodConnectionSetupError, PiriodRateLimitError
 from airflow_provider_piriod.protocol import TRANSIENT_ERRORS
 from airflow_provider_piriod.resources import Resource
 from airflow_provider_piriod.transport.answers import (
@@ -120,7 +120,7 @@ class AsyncPiriodTransport:
             try:
                 call.sending()
                 result = await self._send(url, params)
-            except TRANSIENT_ERRORS as exc:
+            except (*TRANSIENT_ERRORS, PiriodConnectionSetupError) as exc:
                 scrub(exc, self.settings.token)  # it is about to be logged
                 throttled = isinstance(exc, PiriodRateLimitError)
                 failures, throttles = failures + (not throttled), throttles + throttled

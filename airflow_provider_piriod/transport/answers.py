@@ -12,6 +12,7 @@ import json
 import re
 import socket
 import ssl
+import urllib.request
 from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -210,25 +211,30 @@ def network_error(
     base_url: str = "",
     conn_id: str = "?",
 ) -> PiriodNetworkError | PiriodConnectionSetupError:
-    """The typed error of a failed attempt: :class:`PiriodConnectionSetupError` (never retried) if no retry helps."""
-    setup_problem = _setup_problem(exc, base_url)
-    if setup_problem:
-        text = (
-            f"Piriod {method} {path}: {setup_problem} ({type(exc).__name__}; connection {conn_id!r}: 1 attempt, "
-            "not retried: a retry cannot change this)"
-        )
-        return PiriodConnectionSetupError(
-            _clean(text, secrets_of(secrets), MAX_MESSAGE_CHARS), method=method, path=path
-        )
+    """The typed error of a failed attempt: :class:`PiriodConnectionSetupError` if it looks like the set-up's fault.
+
+    The call confirms that with one more attempt (a corrupted TLS record looks the same once, not twice).
+    """
     text = f"Piriod {method} {path} failed before a complete answer arrived: {type(exc).__name__}: {exc}"
-    return PiriodNetworkError(_clean(text, secrets_of(secrets), MAX_MESSAGE_CHARS), method=method, path=path)
+    transient = PiriodNetworkError(_clean(text, secrets_of(secrets), MAX_MESSAGE_CHARS), method=method, path=path)
+    setup_problem = _setup_problem(exc, base_url)
+    if not setup_problem:
+        return transient
+    text = f"Piriod {method} {path}: {setup_problem} ({type(exc).__name__}; connection {conn_id!r})"
+    return PiriodConnectionSetupError(
+        _clean(text, secrets_of(secrets), MAX_MESSAGE_CHARS), method=method, path=path, as_network_error=transient
+    )
 
 
 def _setup_problem(exc: BaseException, base_url: str) -> str | None:
     """Why connecting to ``base_url`` cannot work as configured, if a cause in the chain says so."""
     origin = urlsplit(base_url) if base_url else None
     where = origin.netloc if origin and origin.netloc else "the API URL"
-    for cause in _causes(exc):
+    causes = list(_causes(exc))
+    proxy = _proxy_of(origin)
+    if proxy or any(type(cause).__name__ == "ProxyError" for cause in causes):  # requests', urllib3's, httpx's
+        return _proxy_problem(causes, proxy or "in use")
+    for cause in causes:
         if isinstance(cause, ssl.SSLCertVerificationError):
             return (
                 f"the TLS certificate of {where} was not accepted ({cause.verify_message or cause.reason}); "
@@ -242,8 +248,38 @@ def _setup_problem(exc: BaseException, base_url: str) -> str | None:
     return None
 
 
+def _proxy_problem(causes: list[BaseException], proxy: str) -> str | None:
+    """A proxy that cannot work (plain http addressed as https, a name that does not resolve): name the proxy."""
+    deterministic = any(
+        (isinstance(cause, ssl.SSLError) and cause.reason in _PLAIN_HTTP_REASONS)
+        or (isinstance(cause, socket.gaierror) and cause.errno in _NO_SUCH_HOST)
+        for cause in causes
+    )
+    if not deterministic:
+        return None  # a proxy that refused or dropped the connection may be back on the next attempt
+    return (
+        f"the proxy {proxy} could not be used (a plain http proxy written as https://, or a proxy name "
+        "that does not resolve); check HTTPS_PROXY / HTTP_PROXY, or list the API host in NO_PROXY"
+    )
+
+
+def _proxy_of(origin: Any) -> str | None:
+    """The proxy the environment sets for ``origin`` (HTTPS_PROXY, NO_PROXY), as scheme://host:port, never userinfo."""
+    if origin is None or not origin.hostname or origin.scheme != "https":
+        return None  # a plain-http API is reached without the environment's proxy (see the transports)
+    proxies = urllib.request.getproxies_environment()
+    proxy = proxies.get("https") or proxies.get("all")
+    if not proxy or urllib.request.proxy_bypass_environment(origin.hostname, proxies):  # type: ignore[attr-defined]
+        return None
+    parts = urlsplit(proxy if "://" in proxy else f"http://{proxy}")
+    host = parts.hostname or "?"
+    return f"{parts.scheme}://{host}" + (f":{parts.port}" if parts.port else "")
+
+
 def _plain_http_hint(origin: Any, where: str) -> str:
     """An http server addressed as https: say how to write the URL (and when plain http is allowed)."""
+    if origin is not None and origin.hostname and origin.port is None:
+        where = f"{where}:443"  # http:// alone would go to port 80
     hint = f"the server at {where} answered in plain http where https was expected; write the API URL as http://{where}"
     if origin is not None and origin.hostname:
         path = origin.path or ""

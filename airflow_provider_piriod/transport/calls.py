@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from airflow_provider_piriod.connection import PiriodSettings
-from airflow_provider_piriod.exceptions import PiriodError, PiriodRateLimitError
+from airflow_provider_piriod.exceptions import PiriodConnectionSetupError, PiriodError, PiriodRateLimitError
 from airflow_provider_piriod.transport.answers import scrub
 
 #: seconds between two throttling summaries, and between two progress lines
@@ -60,6 +60,8 @@ class Call:
         #: set when the call has failed or its caller stopped: requests still waiting to retry give up
         self.stopped = threading.Event()
         self.started = self._last_success = time.monotonic()
+        self._answered = False  # an answer of this call came through: the connection's set-up works
+        self._setup_failures = 0
         self.throttled = self.retries = self.requests = 0
         self._throttled_since_report = 0
         self._next_throttle_report = 0.0
@@ -82,6 +84,11 @@ class Call:
             delay = max(self._delay(throttles, exc), floor)
             self._rate_limited(exc, delay, pace)
             return delay
+        if isinstance(exc, PiriodConnectionSetupError):
+            confirmed = self._setup_error_or_retry(exc, failures)
+            if confirmed is None:
+                return 0.0
+            exc = confirmed
         if failures > self.max_retries:
             raise self._given_up(exc, failures, f"max_retries = {self.max_retries}")
         delay = self._delay(failures, exc)
@@ -106,6 +113,24 @@ class Call:
                 delay,
             )
         return delay
+
+    def _setup_error_or_retry(self, exc: PiriodConnectionSetupError, failures: int) -> PiriodError | None:
+        """Raise ``exc`` once confirmed (twice, nothing answered yet); None: try again now; else a network error."""
+        with self._lock:
+            answered = self._answered
+            if not answered:
+                self._setup_failures += 1
+            seen = self._setup_failures
+        if answered:  # the set-up works: a corrupted or cut answer, retried like any network failure
+            return exc.as_network_error or exc
+        if seen >= 2:
+            raise _with_note(exc, f"{seen} attempts failed the same way, not retried further: a retry cannot help")
+        if failures > self.max_retries:
+            raise _with_note(exc, f"1 attempt, max_retries = {self.max_retries}")
+        self.log.warning(
+            "Piriod request failed (%s); trying once more to tell a set-up error from a transient one", exc
+        )
+        return None
 
     def _given_up(self, exc: PiriodError, attempts: int, why: str) -> PiriodError:
         """``exc`` with the connection and the attempts made added to its message, as it leaves the call."""
@@ -161,6 +186,7 @@ class Call:
 
     def succeeded(self) -> None:
         self._last_success = time.monotonic()
+        self._answered = True
 
     # ------------------------------------------------------------------ progress
 
@@ -232,6 +258,13 @@ def one_call(
         call.finish()
         if tally is not None:
             tally.add(call)
+
+
+def _with_note(exc: PiriodError, note: str) -> PiriodError:
+    """``exc`` with ``note`` appended to its message (a set-up error's message ends with the connection id)."""
+    if exc.args and isinstance(exc.args[0], str) and exc.args[0].endswith(")"):
+        exc.args = (f"{exc.args[0][:-1]}: {note})", *exc.args[1:])
+    return exc
 
 
 def _duration(seconds: float) -> str:

@@ -26,6 +26,7 @@ import urllib3
 from airflow_provider_piriod import __version__
 from airflow_provider_piriod.connection import PiriodSettings
 from airflow_provider_piriod.exceptions import (
+    PiriodConnectionSetupError,
     PiriodError,
     PiriodNotFoundError,
     PiriodRateLimitError,
@@ -237,7 +238,7 @@ class PiriodTransport:
                     raise PiriodError(f"Piriod GET {urlsplit(url).path}: not sent, the call already failed")
                 call.sending()
                 result = self._send(url, params)
-            except TRANSIENT_ERRORS as exc:
+            except (*TRANSIENT_ERRORS, PiriodConnectionSetupError) as exc:
                 scrub(exc, self.settings.token)  # it is about to be logged
                 throttled = isinstance(exc, PiriodRateLimitError)
                 failures, throttles = failures + (not throttled), throttles + throttled

@@ -8,7 +8,7 @@ import logging
 
 import pytest
 
-from airflow_provider_piriod.filter_checks import filter_problems
+from airflow_provider_piriod.filter_checks import filter_problems, problems_message
 from airflow_provider_piriod.hooks.piriod import PiriodAsyncHook, PiriodHook
 from airflow_provider_piriod.resources import get_resource
 
@@ -92,3 +92,12 @@ def test_the_async_hook_warns_too(piriod_emulator, warnings_seen):
     assert asyncio.run(read()) == len(piriod_emulator.customers())
     (warning,) = warnings_seen()
     assert "did you mean 'country'?" in warning
+
+
+@pytest.mark.parametrize("key", ["metadata__" + "k" * 100_000, "x" * 100_000])
+def test_a_huge_key_is_shortened_in_every_sentence(key):
+    """A 100 kB key given a list: the warning stays a readable line, whichever sentences it holds."""
+    spec = get_resource("customers")
+    message = problems_message(spec, filter_problems(spec, {key: ["a", "b"]}), "piriod_default")
+    assert "is given a list" in message
+    assert len(message) < 1500

@@ -41,7 +41,7 @@ def test_a_plain_http_server_addressed_as_https_fails_at_once_and_says_how_to_wr
     message = str(excinfo.value)
     assert f"answered in plain http where https was expected; write the API URL as http://{address}" in message
     assert f"@{address}/http" in message  # the URI form
-    assert "connection 'piriod_default': 1 attempt, not retried" in message
+    assert "connection 'piriod_default': 2 attempts failed the same way, not retried further" in message
     assert piriod_emulator.token not in message
     assert isinstance(excinfo.value, PiriodConfigError)  # a connection to fix, not an outage to wait out
 
@@ -135,11 +135,10 @@ def test_a_sensor_fails_at_once_instead_of_waiting_for_a_misaddressed_server(pir
         sensor.poke({})
 
 
-@pytest.fixture
-def tls_server_with_an_unknown_certificate(tmp_path):
-    """A loopback TLS server whose self-signed certificate no CA bundle trusts; yields its ``127.0.0.1:port``."""
+def server_context(tmp_path) -> ssl.SSLContext:
+    """A TLS server context with a fresh self-signed certificate for 127.0.0.1 (``tmp_path/cert.pem``)."""
     import datetime
-    import threading
+    import ipaddress
 
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
@@ -157,6 +156,7 @@ def tls_server_with_an_unknown_certificate(tmp_path):
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(days=1))
         .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
         .sign(key, hashes.SHA256())
     )
     (tmp_path / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
@@ -165,6 +165,15 @@ def tls_server_with_an_unknown_certificate(tmp_path):
     )
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(tmp_path / "cert.pem", tmp_path / "key.pem")
+    return context
+
+
+@pytest.fixture
+def tls_server_with_an_unknown_certificate(tmp_path):
+    """A loopback TLS server whose self-signed certificate no CA bundle trusts; yields its ``127.0.0.1:port``."""
+    import threading
+
+    context = server_context(tmp_path)
     listener = socket.create_server(("127.0.0.1", 0))
     listener.settimeout(0.2)
     stop = threading.Event()
@@ -208,3 +217,126 @@ def test_a_refused_certificate_fails_at_once_in_both_hooks(tls_server_with_an_un
     with pytest.raises(PiriodConnectionSetupError, match="REQUESTS_CA_BUNDLE"):
         asyncio.run(count())
     assert time.monotonic() - started < 5
+
+
+def test_the_hint_for_an_https_url_without_a_port_keeps_port_443():
+    """https://localhost answered in plain http on 443: the advice keeps :443, since http://localhost means port 80."""
+    tls_error = ssl.SSLError(1, "[SSL: WRONG_VERSION_NUMBER] wrong version number")
+    tls_error.reason = "WRONG_VERSION_NUMBER"
+    wrapped = requests.exceptions.SSLError(urllib3.exceptions.SSLError(tls_error))
+    error = network_error("GET", "/customers/", wrapped, base_url="https://localhost")
+    assert "write the API URL as http://localhost:443 " in str(error)
+
+
+@pytest.mark.parametrize("proxy", ["https://{address}", "http://user:proxy-secret@proxy.invalid:3128"])
+@pytest.mark.parametrize("hook", ["sync", "async"])
+def test_a_proxy_that_cannot_work_is_named_and_the_api_host_is_not_blamed(piriod_emulator, monkeypatch, proxy, hook):
+    """HTTPS_PROXY to a plain http port written as https://, or a proxy name that does not resolve: it is named."""
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_PIRIOD_DEFAULT", json.dumps({**piriod_emulator.connection, "host": "https://api.piriod.com"})
+    )
+    for name in ("NO_PROXY", "no_proxy", "https_proxy", "HTTPS_PROXY", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTPS_PROXY", proxy.format(address=emulator_address(piriod_emulator)))
+
+    async def count() -> int:
+        async with PiriodAsyncHook() as async_hook:
+            return await async_hook.count_customers()
+
+    with pytest.raises(PiriodConnectionSetupError) as excinfo:
+        PiriodHook().count_customers() if hook == "sync" else asyncio.run(count())
+    message = str(excinfo.value)
+    assert "the proxy http" in message and "HTTPS_PROXY" in message and "NO_PROXY" in message
+    assert "proxy-secret" not in message and "user:" not in message
+    assert "http://api.piriod.com" not in message and "allow_insecure_http" not in message
+
+
+@pytest.fixture
+def glitching_tls_server(tmp_path, monkeypatch):
+    """A trusted loopback TLS server of two one-customer pages; the requests numbered in ``glitches`` get plain
+    bytes written under the finished TLS session (as a corrupting middlebox would). Yields ``(url, glitches)``."""
+    import os
+    import threading
+
+    context = server_context(tmp_path)
+    for variable in ("REQUESTS_CA_BUNDLE", "SSL_CERT_FILE"):
+        monkeypatch.setenv(variable, str(tmp_path / "cert.pem"))
+    listener = socket.create_server(("127.0.0.1", 0))
+    url = f"https://127.0.0.1:{listener.getsockname()[1]}"
+    glitches: set[int] = set()
+    requests_seen = [0]
+
+    def answer(tls: ssl.SSLSocket) -> None:
+        while True:
+            head = b""
+            while b"\r\n\r\n" not in head:
+                chunk = tls.recv(4096)
+                if not chunk:
+                    return
+                head += chunk
+            requests_seen[0] += 1
+            if requests_seen[0] in glitches:
+                os.write(tls.fileno(), b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n")  # not a TLS record
+                time.sleep(0.1)
+                return
+            page = 2 if b"page=2" in head.split(b"\r\n")[0] else 1
+            following = None if page == 2 else f"{url}/customers/?page=2&page_size=1"
+            body = json.dumps(
+                {"count": 2, "next": following, "previous": None, "results": [{"id": f"cus_{page}", "name": "x"}]}
+            ).encode()
+            head_out = f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+            tls.sendall(head_out.encode() + body)
+
+    def serve(client: socket.socket) -> None:
+        try:
+            with context.wrap_socket(client, server_side=True) as tls:
+                answer(tls)
+        except (OSError, ssl.SSLError):
+            pass
+        finally:
+            client.close()
+
+    def accept() -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=serve, args=(client,), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    conn = {"conn_type": "piriod", "host": url, "login": "acc_1", "password": "tok-secret", "extra": {"max_retries": 3}}
+    monkeypatch.setenv("AIRFLOW_CONN_PIRIOD_DEFAULT", json.dumps(conn))
+    yield url, glitches
+    listener.close()
+
+
+def test_a_corrupted_answer_after_a_page_came_through_is_retried(glitching_tls_server, fast_retries):
+    """Page 1 arrived over TLS, page 2's answer is corrupted once: a transient failure, retried; the walk ends."""
+    _, glitches = glitching_tls_server
+    glitches.add(2)
+    ids = [item["id"] for item in PiriodHook().iter_object_json("customers", {}, page_size=1, max_workers=1)]
+    assert ids == ["cus_1", "cus_2"]
+
+
+@pytest.mark.parametrize("hook", ["sync", "async"])
+def test_one_corrupted_first_answer_is_not_a_setup_error(glitching_tls_server, fast_retries, hook):
+    """The first answer corrupted once (not a plain http server: the retry speaks TLS fine): the call succeeds."""
+    _, glitches = glitching_tls_server
+    glitches.add(1)
+
+    async def count() -> int:
+        async with PiriodAsyncHook() as async_hook:
+            return await async_hook.count_customers()
+
+    assert (PiriodHook().count_customers() if hook == "sync" else asyncio.run(count())) == 2
+
+
+def test_a_sensor_waits_through_one_corrupted_answer(glitching_tls_server, fast_retries):
+    """A sensor poke that meets one corrupted TLS answer pokes on instead of failing the task."""
+    from airflow_provider_piriod.sensors.piriod import PiriodSensor
+
+    _, glitches = glitching_tls_server
+    glitches.add(1)
+    sensor = PiriodSensor(task_id="wait", resource="customers", filters={"country": "CL"}, min_count=5)
+    assert not sensor.poke({}).is_done

@@ -148,8 +148,15 @@ class PiriodEventTrigger(BaseEventTrigger):
             kept = "the watermark is kept in the Asset State Store"
         else:
             kept = f"{store.problem}: objects created while the triggerer is stopped will not be announced"
-        self.log.info(
-            "Watching for new %s (newest created: %s), every %g s; %s", self.resource, since, self.poll_interval, kept
+        # a weaker guarantee than the README promises on Airflow 3.3+: a warning, so it is seen
+        level = logging.INFO if resumed or store.available else logging.WARNING
+        self.log.log(
+            level,
+            "Watching for new %s (newest created: %s), every %g s; %s",
+            self.resource,
+            since,
+            self.poll_interval,
+            kept,
         )
 
     async def _baseline(self, hook: PiriodAsyncHook) -> Watermark:

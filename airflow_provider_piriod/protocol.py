@@ -83,16 +83,19 @@ def customer_path(customer_id: str) -> str:
     return f"{CUSTOMERS_PATH}{quote(validate_object_id(customer_id, 'customer_id'), safe='')}/"
 
 
+def validate_whole_number(value: Any, name: str, low: int, high: int) -> int:
+    """``value`` if it is a whole number (not a bool) from ``low`` to ``high``; else PiriodInputError naming it."""
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise PiriodInputError(f"{name} must be a whole number from {low} to {high}, got {value!r}")
+    return value
+
+
 def validate_page_size(page_size: Any) -> int:
-    if isinstance(page_size, bool) or not isinstance(page_size, int) or not 1 <= page_size <= MAX_PAGE_SIZE:
-        raise PiriodInputError(f"page_size must be a whole number from 1 to {MAX_PAGE_SIZE}, got {page_size!r}")
-    return page_size
+    return validate_whole_number(page_size, "page_size", 1, MAX_PAGE_SIZE)
 
 
 def validate_max_workers(max_workers: Any) -> int:
-    if isinstance(max_workers, bool) or not isinstance(max_workers, int) or not 1 <= max_workers <= MAX_WORKERS:
-        raise PiriodInputError(f"max_workers must be a whole number from 1 to {MAX_WORKERS}, got {max_workers!r}")
-    return max_workers
+    return validate_whole_number(max_workers, "max_workers", 1, MAX_WORKERS)
 
 
 def filter_params(filters: Mapping[str, Any] | None) -> dict[str, str]:

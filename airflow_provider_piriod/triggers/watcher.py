@@ -17,7 +17,7 @@ from airflow_provider_piriod.compat import BaseEventTrigger, TriggerEvent
 from airflow_provider_piriod.events import event_payload
 from airflow_provider_piriod.exceptions import PiriodError, PiriodInputError
 from airflow_provider_piriod.hooks.piriod import PiriodAsyncHook
-from airflow_provider_piriod.protocol import TRANSIENT_ERRORS, filter_params
+from airflow_provider_piriod.protocol import TRANSIENT_ERRORS, filter_params, validate_whole_number
 from airflow_provider_piriod.resources import get_resource
 from airflow_provider_piriod.watermark import Verdict, Watermark, WatermarkStore, batches, parse_created
 
@@ -64,7 +64,7 @@ class PiriodEventTrigger(BaseEventTrigger):
         self.filters = _event_filters(filters)
         self.poll_interval = _seconds("poll_interval", poll_interval, 1, MAX_POLL_INTERVAL)
         self.lookback = _seconds("lookback", lookback, 0, MAX_LOOKBACK)
-        self.max_batch = _whole("max_batch", max_batch, 1, MAX_BATCH)
+        self.max_batch = validate_whole_number(max_batch, "max_batch", 1, MAX_BATCH)
         if not isinstance(piriod_conn_id, str) or not piriod_conn_id.strip():
             raise PiriodInputError(f"piriod_conn_id must be a connection id, got {piriod_conn_id!r}")
         self.piriod_conn_id = piriod_conn_id
@@ -285,9 +285,3 @@ def _seconds(name: str, value: Any, low: float, high: float) -> float:
     if not number or not low <= value <= high:
         raise PiriodInputError(f"{name} must be a number of seconds from {low:g} to {high:g}, got {value!r}")
     return float(value)
-
-
-def _whole(name: str, value: Any, low: int, high: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise PiriodInputError(f"{name} must be a whole number from {low} to {high}, got {value!r}")
-    return value

@@ -17,6 +17,8 @@ from urllib.parse import urlsplit
 
 from airflow_provider_piriod.exceptions import PiriodConfigError
 
+#: the connection id hooks, operators and sensors use when none is given
+DEFAULT_CONN_ID = "piriod_default"
 DEFAULT_BASE_URL = "https://api.piriod.com"
 DEFAULT_TIMEOUT = 30.0
 DEFAULT_MAX_RETRIES = 5

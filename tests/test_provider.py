@@ -96,6 +96,24 @@ def test_modules_loaded_by_every_airflow_and_pytest_run_stay_light(module):
     assert result.stdout.strip() == ""
 
 
+@pytest.mark.parametrize(
+    "module", ["airflow_provider_piriod.operators.piriod", "airflow_provider_piriod.sensors.piriod"]
+)
+def test_dag_files_do_not_load_the_hook_models_or_transports_at_parse_time(module):
+    """A DAG file imports operators and sensors; what only a running task needs, the task imports."""
+    task_only = (
+        "airflow_provider_piriod.hooks.piriod",
+        "airflow_provider_piriod.models",
+        "airflow_provider_piriod.transport",
+        "airflow_provider_piriod.triggers.piriod",
+        "airflow_provider_piriod.lineage",
+        "airflow_provider_piriod.operators.ndjson",
+    )
+    code = f"import sys, {module}; print(','.join(m for m in {task_only!r} if m in sys.modules))"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip().splitlines()[-1:] in ([], [""])
+
+
 def test_providers_manager_discovers_the_hook():
     from airflow.providers_manager import ProvidersManager
 

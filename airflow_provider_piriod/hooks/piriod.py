@@ -15,7 +15,7 @@ from typing import Any, TypedDict, cast
 import requests
 
 from airflow_provider_piriod.compat import BaseHook, amask_secret, mask_secret
-from airflow_provider_piriod.connection import PiriodSettings, settings_from_connection
+from airflow_provider_piriod.connection import DEFAULT_CONN_ID, PiriodSettings, settings_from_connection
 from airflow_provider_piriod.exceptions import PiriodResponseError
 from airflow_provider_piriod.filter_checks import filter_problems, problems_message
 from airflow_provider_piriod.lineage import report_read
@@ -57,7 +57,7 @@ class _PiriodHookBase(BaseHook):
     """What the sync hook and its async twin share: the connection, its overrides and the backoff timing."""
 
     conn_name_attr = "piriod_conn_id"
-    default_conn_name = "piriod_default"
+    default_conn_name = DEFAULT_CONN_ID
     conn_type = "piriod"
     hook_name = "Piriod"
 

@@ -11,12 +11,9 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow_provider_piriod.compat import Asset, BaseOperator
+from airflow_provider_piriod.connection import DEFAULT_CONN_ID
 from airflow_provider_piriod.exceptions import PiriodInputError, PiriodNotFoundError
-from airflow_provider_piriod.hooks.piriod import PiriodHook
-from airflow_provider_piriod.lineage import operator_lineage
 from airflow_provider_piriod.lineage_uri import default_outlet_uri
-from airflow_provider_piriod.operators.ndjson import write_ndjson
-from airflow_provider_piriod.operators.xcom import for_xcom
 from airflow_provider_piriod.protocol import (
     validate_max_workers,
     validate_object_id,
@@ -25,8 +22,11 @@ from airflow_provider_piriod.protocol import (
 )
 from airflow_provider_piriod.resources import Resource, get_resource
 
+# The hook (requests, pydantic models, transports), the lineage builders and the writers are imported
+# where they are used, in the task, so a DAG file with many tasks parses at the cost of EmptyOperators.
 if TYPE_CHECKING:
     from airflow_provider_piriod.compat import Context
+    from airflow_provider_piriod.hooks.piriod import PiriodHook
 
 CUSTOMERS = "customers"
 
@@ -40,7 +40,7 @@ def piriod_asset(piriod_conn_id: str, resource: str) -> Asset:
     return Asset(default_outlet_uri(piriod_conn_id, get_resource(resource)))
 
 
-def customers_asset(piriod_conn_id: str = PiriodHook.default_conn_name) -> Asset:
+def customers_asset(piriod_conn_id: str = DEFAULT_CONN_ID) -> Asset:
     """The Asset a PiriodCustomerOperator updates by default: ``piriod://<conn id>/customers``."""
     return piriod_asset(piriod_conn_id, CUSTOMERS)
 
@@ -98,7 +98,7 @@ class PiriodReadOperator(BaseOperator):
         output_path: str | None = None,
         max_workers: int = 8,
         page_size: int = 100,
-        piriod_conn_id: str = PiriodHook.default_conn_name,
+        piriod_conn_id: str = DEFAULT_CONN_ID,
         test_mode: bool | None = None,
         **kwargs: Any,
     ) -> None:
@@ -128,6 +128,8 @@ class PiriodReadOperator(BaseOperator):
 
     @cached_property
     def hook(self) -> PiriodHook:
+        from airflow_provider_piriod.hooks.piriod import PiriodHook
+
         return PiriodHook(self.piriod_conn_id, test_mode=self.test_mode)
 
     @property
@@ -135,6 +137,9 @@ class PiriodReadOperator(BaseOperator):
         return get_resource(self.resource)
 
     def execute(self, context: Context) -> Any:
+        from airflow_provider_piriod.operators.ndjson import write_ndjson
+        from airflow_provider_piriod.operators.xcom import for_xcom
+
         started = time.monotonic()
         if self.output_path:
             path, count = write_ndjson(self.output_path, self._objects_json())
@@ -200,17 +205,22 @@ class PiriodReadOperator(BaseOperator):
 
     # OpenLineage (see airflow_provider_piriod.lineage): built from what execute resolved, no request
 
+    def _lineage(self, output: str | None) -> Any:
+        from airflow_provider_piriod.lineage import operator_lineage
+
+        return operator_lineage(self, output=output)
+
     def get_openlineage_facets_on_start(self) -> Any:
         """The file the task will write; the Piriod input is known once a read has resolved the connection."""
-        return operator_lineage(self, output=self.output_path)
+        return self._lineage(self.output_path)
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
         """The Piriod resource read (API host, workspace, resource, schema) and the file written."""
-        return operator_lineage(self, output=getattr(self, "_written_path", None))
+        return self._lineage(getattr(self, "_written_path", None))
 
     def get_openlineage_facets_on_failure(self, task_instance: Any) -> Any:
         """The Piriod resource read, without the file: a failed task leaves no file behind."""
-        return operator_lineage(self, output=None)
+        return self._lineage(None)
 
 
 class PiriodCustomerOperator(PiriodReadOperator):

@@ -22,14 +22,17 @@ from airflow_provider_piriod.compat import (
 )
 from airflow_provider_piriod.conditions import Outcome, ResourceCondition
 from airflow_provider_piriod.exceptions import PiriodError, PiriodNotFoundError
-from airflow_provider_piriod.hooks.piriod import PiriodHook
+from airflow_provider_piriod.connection import DEFAULT_CONN_ID
 from airflow_provider_piriod.operators.xcom import event_value, for_xcom
 from airflow_provider_piriod.protocol import TRANSIENT_ERRORS, validate_object_id
 from airflow_provider_piriod.resources import get_resource
-from airflow_provider_piriod.triggers.piriod import PiriodCustomerTrigger, PiriodTrigger
 
+# The hook and the triggers (requests, pydantic models, transports) are imported where they are used,
+# in the task, so a DAG file with many sensors parses at the cost of plain sensors.
 if TYPE_CHECKING:
     from airflow_provider_piriod.compat import Context
+    from airflow_provider_piriod.hooks.piriod import PiriodHook
+    from airflow_provider_piriod.triggers.piriod import PiriodTrigger
 
 CUSTOMERS = "customers"
 
@@ -82,7 +85,7 @@ class PiriodSensor(BaseSensorOperator):
         min_count: int = 1,
         fail_statuses: Sequence[str] | None = None,
         deferrable: bool | None = None,
-        piriod_conn_id: str = PiriodHook.default_conn_name,
+        piriod_conn_id: str = DEFAULT_CONN_ID,
         test_mode: bool | None = None,
         **kwargs: Any,
     ) -> None:
@@ -113,6 +116,8 @@ class PiriodSensor(BaseSensorOperator):
 
     @cached_property
     def hook(self) -> PiriodHook:
+        from airflow_provider_piriod.hooks.piriod import PiriodHook
+
         return PiriodHook(self.piriod_conn_id, test_mode=self.test_mode)
 
     def condition(self) -> ResourceCondition:
@@ -179,6 +184,8 @@ class PiriodSensor(BaseSensorOperator):
 
     def _trigger(self, condition: ResourceCondition, *, deadline: float) -> PiriodTrigger:
         """The trigger that waits for ``condition`` on the triggerer."""
+        from airflow_provider_piriod.triggers.piriod import PiriodTrigger
+
         kwargs = self._trigger_kwargs(condition, deadline)
         return PiriodTrigger(resource=condition.resource, object_id=condition.object_id, **kwargs)
 
@@ -243,5 +250,7 @@ class PiriodCustomerSensor(PiriodSensor):
 
     def _trigger(self, condition: ResourceCondition, *, deadline: float) -> PiriodTrigger:
         # a string (or None): execute() pokes first, which refuses any other customer id before deferring
+        from airflow_provider_piriod.triggers.piriod import PiriodCustomerTrigger
+
         customer_id = cast("str | None", condition.object_id)
         return PiriodCustomerTrigger(customer_id=customer_id, **self._trigger_kwargs(condition, deadline))

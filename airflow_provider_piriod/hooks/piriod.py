@@ -325,10 +325,13 @@ class PiriodHook(_PiriodHookBase):
         workers = validate_max_workers(max_workers)
         report_read(self, self.settings, resource)
         unique = list(dict.fromkeys(ids))
-        found = self._transport.get_objects(
-            resource, unique, workers=min(workers, max(1, len(unique))), ignore_missing=ignore_missing
+        models = self._transport.get_objects(
+            resource,
+            unique,
+            workers=min(workers, max(1, len(unique))),
+            ignore_missing=ignore_missing,
+            convert=lambda data: to_model(resource, data),
         )
-        models = {object_id: to_model(resource, data) for object_id, data in found.items()}
         return [models[object_id] for object_id in ids if object_id in models]
 
     def _iter_json(

@@ -78,7 +78,8 @@ class _Watchdog:
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._run, name="piriod-deadlines", daemon=True)
                 self._thread.start()
-            self._ready.notify()
+            if self._heap[0][2] is attempt:  # the watchdog sleeps until the earliest deadline: wake it for a new one
+                self._ready.notify()
 
     def disarm(self, attempt: Attempt) -> None:
         with self._ready:
@@ -121,10 +122,18 @@ def attempt_deadline(deadline: float) -> Iterator[Attempt]:
         _WATCHDOG.disarm(attempt)
 
 
-def _watch_current(sock: Any) -> None:
+def watch_socket(sock: Any) -> None:
+    """Shut ``sock`` down when the deadline of the attempt running on this thread passes."""
     attempt = getattr(_current, "attempt", None)
     if attempt is not None:
         attempt.watch(sock)
+
+
+def release_sockets(socks: list[Any]) -> bool:
+    """A connection goes back to a pool: its sockets leave this thread's attempt; True if that attempt expired
+    (the connection must then be closed, not reused)."""
+    attempt = getattr(_current, "attempt", None)
+    return attempt is not None and attempt.release(socks)
 
 
 class _WatchedMixin:
@@ -138,7 +147,7 @@ class _WatchedMixin:
             self.watched = []
         if all(sock is not known for known in self.watched):
             self.watched.append(sock)
-        _watch_current(sock)
+        watch_socket(sock)
 
     def _new_conn(self) -> Any:
         sock = super()._new_conn()  # type: ignore[misc]
@@ -152,7 +161,7 @@ class _WatchedMixin:
 
     def getresponse(self, *args: Any, **kwargs: Any) -> Any:
         for sock in getattr(self, "watched", [self.sock]):
-            _watch_current(sock)
+            watch_socket(sock)
         return super().getresponse(*args, **kwargs)  # type: ignore[misc]
 
 
@@ -169,8 +178,7 @@ class _ReleasingPoolMixin:
     attempt can never shut down the next request on the same connection; an expired one is closed."""
 
     def _put_conn(self, conn: Any) -> None:
-        attempt = getattr(_current, "attempt", None)
-        if conn is not None and attempt is not None and attempt.release(getattr(conn, "watched", [])):
+        if conn is not None and release_sockets(getattr(conn, "watched", [])):
             conn.close()
         super()._put_conn(conn)  # type: ignore[misc]
 

@@ -18,7 +18,7 @@ from contextlib import AbstractContextManager, closing
 from functools import cached_property
 from itertools import islice
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 import requests
 import urllib3
@@ -46,6 +46,7 @@ from airflow_provider_piriod.transport.deadline import DeadlineAdapter, attempt_
 from airflow_provider_piriod.transport.calls import Call, Tally, one_call
 from airflow_provider_piriod.transport.pages import EXTRA_PAGES, PageWalk, pages_for
 from airflow_provider_piriod.transport.throttle import Throttle
+from airflow_provider_piriod.transport.wire import Answer, DirectRoute, ProxiedRoute
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -117,6 +118,20 @@ class PiriodTransport:
         session.mount("http://", adapter)
         return session
 
+    @cached_property
+    def _route(self) -> DirectRoute | ProxiedRoute:
+        """How requests reach Piriod: through the session's proxy if the environment sets one, else directly.
+
+        Both send the session's headers and token, merged and checked once: they never change.
+        """
+        session = self.session
+        checked = requests.PreparedRequest()
+        checked.prepare_headers({**session.headers, "Authorization": self.settings.authorization})  # no CR/LF
+        headers = {name: str(value) for name, value in checked.headers.items()}  # all str: nothing sets bytes
+        if session.proxies:
+            return ProxiedRoute(session, headers)
+        return DirectRoute(self.settings.base_url, session.verify, headers)
+
     # ------------------------------------------------------------------ what the hook asks for
 
     def get_object(self, resource: Resource, object_id: str) -> dict[str, Any]:
@@ -125,13 +140,23 @@ class PiriodTransport:
             return self._get_object(resource, object_id, call)
 
     def get_objects(
-        self, resource: Resource, object_ids: list[str], *, workers: int, ignore_missing: bool
-    ) -> dict[str, dict[str, Any]]:
-        """Objects by id, ``workers`` at a time; a window of requests, so the first failure stops the rest."""
+        self,
+        resource: Resource,
+        object_ids: list[str],
+        *,
+        workers: int,
+        ignore_missing: bool,
+        convert: Callable[[dict[str, Any]], T],
+    ) -> dict[str, T]:
+        """Objects by id, ``workers`` at a time; a window of requests, so the first failure stops the rest.
 
-        def fetch(object_id: str) -> dict[str, Any] | None:
+        Each object is passed through ``convert`` (the hook's model) on the worker that fetched it, while
+        the others wait for Piriod, rather than all of them one after another once the last has arrived.
+        """
+
+        def fetch(object_id: str) -> T | None:
             try:
-                return self._get_object(resource, object_id, call)
+                return convert(self._get_object(resource, object_id, call))
             except PiriodNotFoundError:
                 if ignore_missing:
                     return None
@@ -266,11 +291,11 @@ class PiriodTransport:
         timeout, secrets = self.settings.timeout, self.settings.token
         with attempt_deadline(time.monotonic() + timeout) as attempt:
             try:
-                response = self.session.get(
-                    url, params=params, timeout=(timeout, timeout), allow_redirects=False, stream=True
-                )
-                with response:
-                    body = self._read_body(response, method, path, attempt.deadline)
+                answer = self._route.send(_with_query(url, params), timeout)
+                try:
+                    body = self._read_body(answer, method, path, attempt.deadline)
+                finally:
+                    answer.close()
             except PiriodError:
                 if attempt.expired:
                     raise deadline_error(method, path, timeout) from None
@@ -282,23 +307,30 @@ class PiriodTransport:
                     method, path, exc, secrets, base_url=self.settings.base_url, conn_id=self.settings.conn_id
                 ) from None
             if attempt.expired:  # the watchdog cut the body short
-                raise deadline_error(method, path, timeout, response.status_code)
-        return answer_json(method, path, response.status_code, response.reason or "", body, response.headers, secrets)
+                raise deadline_error(method, path, timeout, answer.status)
+        return answer_json(method, path, answer.status, answer.reason, body, answer.headers, secrets)
 
-    def _read_body(self, response: requests.Response, method: str, path: str, deadline: float) -> bytes:
-        """Raw bytes as they arrive, decoded here within the size cap (never by urllib3, which is unbounded)."""
+    def _read_body(self, answer: Answer, method: str, path: str, deadline: float) -> bytes:
+        """Raw bytes as they arrive, decoded here within the size cap (never by a client library, unbounded)."""
         decoder = open_body(
-            self.settings, response.headers, status=response.status_code, method=method, path=path, deadline=deadline
+            self.settings, answer.headers, status=answer.status, method=method, path=path, deadline=deadline
         )
         while True:
             decoder.budget.check_time()
-            chunk = response.raw.read1(READ_STEP, decode_content=False)  # what has arrived, never waits for more
+            chunk = answer.read1(READ_STEP)  # what has arrived, never waits for more
             if not chunk:
                 return decoder.finish()
             decoder.feed(chunk)
 
     def _calling(self, what: str) -> AbstractContextManager[Call]:
         return one_call(self.settings, self.log, what, self._retry_delay, self.tally)
+
+
+def _with_query(url: str, params: Mapping[str, str] | None) -> str:
+    """``url`` with ``params`` added to its query, encoded as requests encodes them."""
+    if not params:
+        return url
+    return f"{url}{'&' if '?' in url else '?'}{urlencode(params)}"
 
 
 def bounded_map(

@@ -43,7 +43,7 @@ class PiriodModel(BaseModel):
         """Keep each object's own JSON, so a nested model (an invoice line) gives back what was sent too."""
         model = handler(data)
         if info.context is _KEEP_JSON and isinstance(data, dict):
-            model._raw = data
+            model.__pydantic_private__["_raw"] = data  # as ``model._raw = data``, without pydantic's __setattr__
         return model
 
     @classmethod

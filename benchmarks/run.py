@@ -3,15 +3,16 @@
 
 The emulator runs in its own process with injected latency, so the client is measured, not the
 server. Every figure is a ratio to what the network allows (the floor), taken in this same run;
-runs marked "median of 3" repeat the measurement and keep the median.
+runs marked "median of 5" alternate with the ideal client's and keep the median of each.
 
     A. N customers by id: PiriodHook.get_customers at 1/8/16/32 workers, a requests.get loop,
        an HttpHook loop.                                     floor: ceil(N/C) x latency
     B. every customer through the list endpoint (page_size 100): following next, parallel pages,
        HttpOperator with pagination_function.                floor: pages (or 1 + ceil((P-1)/C)) x latency
-       Each is also a ratio to an "ideal client" run next to it: the same pages with as many workers,
-       over bare http.client connections, decoded by the fastest decoder installed, nothing checked.
-       On a small machine the emulator and the client share the CPU, so this is the best it allows.
+    A and B are also a ratio to an "ideal client" run next to the hook: the same requests with as
+    many workers, over bare http.client connections, decoded by the fastest decoder installed,
+    nothing checked. On a small machine the emulator and the client share the CPU, and the
+    emulator's own time per request is in every figure, so this is the best the machine allows.
     C. streaming 10k and 100k customers to output_path at 0 ms: peak RSS of the task process.
     D. DAG parse cost: 50 PiriodCustomerOperator tasks vs 50 EmptyOperator tasks.
     E. a rate-limited Piriod (token bucket, 429 + Retry-After): N ids with 32 workers vs N/R, and the
@@ -86,9 +87,19 @@ def timed(emulator: PiriodEmulator, action) -> tuple[float, int]:
     return wall, len(emulator.requests())
 
 
-def median_of_3(emulator: PiriodEmulator, action) -> tuple[float, int]:
-    runs = sorted(timed(emulator, action) for _ in range(3))
-    return runs[1]
+PAIRED_ROUNDS = 5
+
+
+def paired_medians(emulator: PiriodEmulator, first, second) -> tuple[tuple[float, int], tuple[float, int]]:
+    """The median run of each of two actions over PAIRED_ROUNDS rounds, taken in turns (and each round the other
+    one first), so that a change in the machine's load falls on both alike."""
+    runs: tuple[list[tuple[float, int]], list[tuple[float, int]]] = ([], [])
+    for round_number in range(PAIRED_ROUNDS):
+        order = (0, 1) if round_number % 2 == 0 else (1, 0)
+        for index in order:
+            runs[index].append(timed(emulator, (first, second)[index]))
+    middle = PAIRED_ROUNDS // 2
+    return sorted(runs[0])[middle], sorted(runs[1])[middle]
 
 
 def use(emulator: PiriodEmulator) -> None:
@@ -110,18 +121,22 @@ def section_a(n: int, latency: float) -> None:
     with PiriodEmulator(customers=generated_for(n) + 50, latency_ms=latency * 1000, in_process=False) as emulator:
         use(emulator)
         ids = [c["id"] for c in emulator.customers()][:n]
-        table = Table(f"A. {n} customers by id, {latency * 1000:g} ms latency")
-        for workers in (1, 8, 16, 32):
+        table = Table(f"A. {n} customers by id, {latency * 1000:g} ms latency", ideal=True)
+        ideal_by_id(emulator, ids[:100], 16)  # the emulator's first reads are slower: not part of any figure
+        hook = PiriodHook()
+        wall, count = timed(emulator, lambda: hook.get_customers(ids, max_workers=1))
+        table.row("PiriodHook.get_customers max_workers=1", wall, count, n * latency)
+        for workers in (8, 16, 32):
+            floor = math.ceil(n / workers) * latency
             hook = PiriodHook()
-
-            def run(hook=hook, workers=workers):
-                return hook.get_customers(ids, max_workers=workers)
-
-            wall, count = median_of_3(emulator, run) if workers > 1 else timed(emulator, run)
-            note = " (median of 3)" if workers > 1 else ""
-            table.row(
-                f"PiriodHook.get_customers max_workers={workers}{note}", wall, count, math.ceil(n / workers) * latency
+            (ideal, count), (wall, hook_count) = paired_medians(
+                emulator,
+                lambda workers=workers: ideal_by_id(emulator, ids, workers),
+                lambda hook=hook, workers=workers: hook.get_customers(ids, max_workers=workers),
             )
+            note = f"(median of {PAIRED_ROUNDS})"
+            table.row(f"ideal client workers={workers} {note}", ideal, count, floor, ideal)
+            table.row(f"PiriodHook.get_customers max_workers={workers} {note}", wall, hook_count, floor, ideal)
         headers = {"Authorization": f"Token {emulator.token}", "x-simple-workspace": emulator.workspace}
         wall, count = timed(
             emulator,
@@ -142,20 +157,46 @@ def fastest_decoder() -> Callable[[bytes], Any]:
     return msgspec.json.Decoder().decode
 
 
+class IdealClient:
+    """As little client as possible: one keep-alive http.client connection per thread, the fastest decoder
+    installed, no checks at all. What this machine allows, measured next to the hook in the same run."""
+
+    def __init__(self, emulator: PiriodEmulator) -> None:
+        self.netloc = urlsplit(emulator.url).netloc
+        self.headers = {"Authorization": f"Token {emulator.token}", "x-simple-workspace": emulator.workspace}
+        self.decode = fastest_decoder()
+        self.local = threading.local()
+        self.connections: list[http.client.HTTPConnection] = []
+
+    def get(self, target: str) -> Any:
+        if not hasattr(self.local, "connection"):
+            self.local.connection = http.client.HTTPConnection(self.netloc, timeout=30)
+            self.connections.append(self.local.connection)
+        self.local.connection.request("GET", target, headers=self.headers)
+        return self.decode(self.local.connection.getresponse().read())
+
+    def close(self) -> None:
+        for connection in self.connections:
+            connection.close()
+
+
+def ideal_by_id(emulator: PiriodEmulator, ids: list[str], workers: int) -> list[Any]:
+    """Every customer of ``ids``, ``workers`` at a time, with the ideal client."""
+    client = IdealClient(emulator)
+    try:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            return list(pool.map(lambda customer_id: client.get(f"/customers/{customer_id}/"), ids))
+    finally:
+        client.close()
+
+
 def ideal_list_read(emulator: PiriodEmulator, page_size: int, workers: int) -> list[dict[str, Any]]:
     """Every customer the way the hook's parallel mode reads them (page 1, then the rest ``workers`` at a time),
-    with as little client as possible: one keep-alive http.client connection per thread, no checks at all."""
-    decode = fastest_decoder()
-    address = urlsplit(emulator.url)
-    headers = {"Authorization": f"Token {emulator.token}", "x-simple-workspace": emulator.workspace}
-    local, connections = threading.local(), []
+    with the ideal client."""
+    client = IdealClient(emulator)
 
     def page(number: int) -> dict[str, Any]:
-        if not hasattr(local, "connection"):
-            local.connection = http.client.HTTPConnection(address.netloc, timeout=30)
-            connections.append(local.connection)
-        local.connection.request("GET", f"/customers/?page={number}&page_size={page_size}", headers=headers)
-        return decode(local.connection.getresponse().read())
+        return client.get(f"/customers/?page={number}&page_size={page_size}")
 
     try:
         first = page(1)
@@ -167,8 +208,7 @@ def ideal_list_read(emulator: PiriodEmulator, page_size: int, workers: int) -> l
                 rest = list(pool.map(page, numbers))
         return [customer for each in (first, *rest) for customer in each["results"]]
     finally:
-        for connection in connections:
-            connection.close()
+        client.close()
 
 
 def section_b(n: int, latency: float) -> None:
@@ -190,12 +230,14 @@ def section_b(n: int, latency: float) -> None:
         sequential_ideal = ideal
         for workers in (4, 8, 16):
             floor = (1 + math.ceil((pages - 1) / workers)) * latency
-            ideal, count = median_of_3(emulator, lambda workers=workers: ideal_list_read(emulator, 100, workers))
-            table.row(f"ideal client, parallel pages workers={workers} (median of 3)", ideal, count, floor, ideal)
-            wall, count = median_of_3(
-                emulator, lambda workers=workers: list(hook.iter_customer_json(page_size=100, max_workers=workers))
+            (ideal, count), (wall, hook_count) = paired_medians(
+                emulator,
+                lambda workers=workers: ideal_list_read(emulator, 100, workers),
+                lambda workers=workers: list(hook.iter_customer_json(page_size=100, max_workers=workers)),
             )
-            table.row(f"PiriodHook parallel pages max_workers={workers} (median of 3)", wall, count, floor, ideal)
+            note = f"(median of {PAIRED_ROUNDS})"
+            table.row(f"ideal client, parallel pages workers={workers} {note}", ideal, count, floor, ideal)
+            table.row(f"PiriodHook parallel pages max_workers={workers} {note}", wall, hook_count, floor, ideal)
 
         def next_page(response):
             following = response.json().get("next")

@@ -53,12 +53,21 @@ class Request:
     received_at: float = field(default_factory=time.monotonic)
 
     @property
+    def origin_form(self) -> str:
+        """The target without ``http://host:port`` when a client sent it to this server as its proxy."""
+        if self.target.startswith("http://"):
+            rest = self.target[len("http://") :]
+            return "/" + rest.split("/", 1)[1] if "/" in rest else "/"
+        return self.target
+
+    @property
     def path(self) -> str:
-        return self.target.split("?", 1)[0].split("#", 1)[0]
+        return self.origin_form.split("?", 1)[0].split("#", 1)[0]
 
     @property
     def query(self) -> str:
-        return self.target.split("?", 1)[1].split("#", 1)[0] if "?" in self.target else ""
+        target = self.origin_form
+        return target.split("?", 1)[1].split("#", 1)[0] if "?" in target else ""
 
     def param(self, name: str) -> str | None:
         from urllib.parse import parse_qs

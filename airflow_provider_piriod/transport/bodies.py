@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import time
 import zlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 
 from airflow_provider_piriod.connection import PiriodSettings
 from airflow_provider_piriod.exceptions import PiriodResponseError
 from airflow_provider_piriod.protocol import PiriodDecodeError
-from airflow_provider_piriod.transport.answers import deadline_error
+from airflow_provider_piriod.transport.answers import deadline_error, redact
 
 #: the encodings the transports ask for (``Accept-Encoding``) and can decode
 ACCEPT_ENCODING = "gzip, deflate"
@@ -26,9 +26,20 @@ _GZIP_MAGIC = b"\x1f\x8b"
 class BodyBudget:
     """A total deadline and a size cap, checked on the raw bytes and on every decoded piece."""
 
-    def __init__(self, *, limit: int, timeout: float, deadline: float, method: str, path: str, status: int) -> None:
+    def __init__(
+        self,
+        *,
+        limit: int,
+        timeout: float,
+        deadline: float,
+        method: str,
+        path: str,
+        status: int,
+        secrets: str | Iterable[str] = (),
+    ) -> None:
         self.limit, self.timeout, self.deadline = limit, timeout, deadline
         self.method, self.path, self.status = method, path, status
+        self.secrets = secrets  # a header value quoted in an error is cut short only after they are cut out
         self.raw = 0
         self.size = 0
 
@@ -40,7 +51,7 @@ class BodyBudget:
         if len(lengths) != 1 or not all(n.isascii() and n.isdigit() for n in lengths):
             raise PiriodResponseError(
                 f"Piriod {self.method} {self.path}: the answer's Content-Length is not a length "
-                f"({content_length[:20]!r})",
+                f"({redact(content_length, self.secrets)[:20]!r})",
                 status_code=self.status,
                 method=self.method,
                 path=self.path,
@@ -86,6 +97,7 @@ def open_body(
         method=method,
         path=path,
         status=status,
+        secrets=settings.token,
     )
     budget.check_declared(headers.get("Content-Length"))
     return BodyDecoder(headers.get("Content-Encoding"), budget)
@@ -102,7 +114,8 @@ class BodyDecoder:
             raise self._error(f"stacked Content-Encoding {', '.join(codings)!r} is refused")
         self._coding = codings[0] if codings else None
         if self._coding not in (None, "gzip", "x-gzip", "deflate"):
-            raise self._error(f"Content-Encoding {self._coding[:40]!r} is not supported (asked for {ACCEPT_ENCODING})")
+            coding = redact(self._coding, budget.secrets)[:40]
+            raise self._error(f"Content-Encoding {coding!r} is not supported (asked for {ACCEPT_ENCODING})")
         self._inflater: zlib._Decompress | None = None
         self._parts: list[bytes] = []
 

@@ -76,6 +76,8 @@ class ProxiedRoute:
             proxies=session.proxies,
         )
         raw = response.raw
+        if response.status_code < 200 and raw.connection is not None:
+            raw.connection.close()  # an interim answer: the final one may still arrive on this connection
         return Answer(
             response.status_code,
             response.reason or "",
@@ -109,6 +111,8 @@ class DirectRoute:
             connection.request("GET", target, headers=self._headers)
             response = connection.getresponse()
             headers = HTTPHeaderDict(response.msg.items())
+            if response.length is None and not response.chunked:  # http.client reads "40, 40" as no length
+                response.length = _repeated_length(headers.get("Content-Length"))
         except BaseException:
             connection.close()
             raise
@@ -186,7 +190,8 @@ class _DirectAnswer:
         if response.length:  # the server closed the connection before the length it declared
             self._end(reusable=False)
             raise http.client.IncompleteRead(b"", response.length)
-        self._end(reusable=not response.will_close)
+        # after an interim (1xx) answer the final one may still arrive: the connection is not reused
+        self._end(reusable=not response.will_close and response.status >= 200)
         return b""
 
     def _close(self) -> None:
@@ -198,6 +203,15 @@ class _DirectAnswer:
         self._done = True
         self._response.close()  # its file only; the socket stays with the connection
         self._route._give_back(self._connection, reusable)
+
+
+def _repeated_length(declared: str | None) -> int | None:
+    """One length repeated (``40, 40``), which RFC 9112 6.3 lets a client read as that length; else None."""
+    values = {value.strip() for value in (declared or "").split(",")}
+    if len(values) != 1:
+        return None
+    (value,) = values
+    return int(value) if value.isascii() and value.isdigit() else None
 
 
 def _readable(sock: socket.socket) -> bool:

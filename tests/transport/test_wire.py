@@ -7,12 +7,14 @@ than its ``Content-Length`` is an incomplete answer (never decoded), and nothing
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from airflow_provider_piriod.exceptions import PiriodError, PiriodNetworkError
 from airflow_provider_piriod.hooks.piriod import PiriodHook
 from airflow_provider_piriod.transport.wire import DirectRoute
-from tests.hostile import Conn, Request, bounded, connect
+from tests.hostile import Conn, Request, bounded, connect, leaked
 
 pytestmark = pytest.mark.usefixtures("no_environment_proxies")
 
@@ -69,3 +71,72 @@ def test_the_direct_route_sends_nothing_to_another_origin():
     for url in ("http://127.0.0.2:9/customers/", "https://127.0.0.1:9/customers/", "http://127.0.0.1:10/x/"):
         with pytest.raises(PiriodError, match="not on the configured origin"):
             route.send(url, timeout=1)
+
+
+# ----------------------------------------------------------------------------- both routes
+
+ROUTES = ["direct", "proxied"]
+
+
+def use_route(monkeypatch: pytest.MonkeyPatch, server, route: str, **extra) -> None:
+    """The direct route, or requests through a proxy: the same server, as its own proxy (absolute-form targets)."""
+    if route == "proxied":
+        monkeypatch.setenv("HTTP_PROXY", server.url)
+        extra["allow_insecure_http"] = True
+    connect(monkeypatch, server, **extra)
+
+
+def page(results: list[dict[str, str]]) -> dict[str, object]:
+    return {"count": len(results), "next": None, "previous": None, "results": results}
+
+
+@pytest.mark.parametrize("route", ROUTES)
+def test_an_interim_answer_never_leaves_its_connection_to_the_next_request(hostile_server, monkeypatch, route):
+    """A 103 and then, later, the final answer: the 103 is refused, and its connection is not reused, or the next
+    request would read the answer meant for this one (a list page has no id to tell)."""
+
+    def handle(conn: Conn, request: Request) -> None:
+        if request.param("status") == "pending":
+            conn.send(b"HTTP/1.1 103 Early Hints\r\nLink: </x>\r\n\r\n")
+            conn.sleep(0.3)
+            conn.respond(200, page([customer("cus_C")]))
+        else:
+            conn.respond(200, page([customer("cus_A"), customer("cus_B")]))
+
+    server = hostile_server(handle)
+    use_route(monkeypatch, server, route, max_retries=0)
+    hook = PiriodHook()
+    with pytest.raises(PiriodError):
+        list(hook.iter_customer_json({"status": "pending"}, page_size=10))
+    active = bounded(lambda: [c["id"] for c in hook.iter_customer_json({"status": "active"}, page_size=10)], 10)
+    assert active.ok() == ["cus_A", "cus_B"]
+
+
+@pytest.mark.parametrize("route", ROUTES)
+def test_a_content_length_repeated_with_one_value_frames_the_body(hostile_server, monkeypatch, route):
+    """``Content-Length: 40, 40`` (RFC 9112 6.3 allows reading it as 40) on a connection kept open: the body is
+    those 40 bytes, not everything until the server closes."""
+
+    def handle(conn: Conn, request: Request) -> None:
+        body = json.dumps(customer("cus_A")).encode()
+        conn.send(conn.head(200, [("Content-Length", f"{len(body)}, {len(body)}")]) + body)
+
+    server = hostile_server(handle)
+    use_route(monkeypatch, server, route, timeout=5, max_retries=0)
+    outcome = bounded(lambda: PiriodHook().get_customer("cus_A"), 10)
+    assert outcome.ok().id == "cus_A"
+    assert outcome.elapsed < 2
+
+
+@pytest.mark.parametrize("route", ROUTES)
+@pytest.mark.parametrize("header", ["Content-Length", "Content-Encoding"])
+def test_a_token_echoed_into_a_framing_header_is_cut_out_of_the_error(hostile_server, monkeypatch, route, header):
+    def handle(conn: Conn, request: Request) -> None:
+        token = request.headers["authorization"].split(" ", 1)[1]
+        value = token if header == "Content-Length" else "x" * 20 + token
+        conn.respond(200, b"{}", [(header, value)])
+
+    server = hostile_server(handle)
+    use_route(monkeypatch, server, route, max_retries=0)
+    error = bounded(lambda: PiriodHook().get_customer("cus_A"), 10).raised(PiriodError)
+    assert not leaked(str(error)), str(error)

@@ -164,7 +164,7 @@ class PiriodTransport:
             finally:
                 call.advance(1)
 
-        _ = self.session  # built once here, not by racing worker threads
+        _ = self._route  # built once here (with the session), not by racing worker threads
         with self._calling(resource.name) as call:
             call.expect(len(object_ids))
             found = zip(object_ids, bounded_map(fetch, object_ids, workers, "piriod", call.stopped), strict=True)
@@ -187,7 +187,7 @@ class PiriodTransport:
     # ------------------------------------------------------------------ the page walker
 
     def _walk(self, resource: Resource, params: dict[str, str], workers: int, call: Call) -> Iterator[dict[str, Any]]:
-        _ = self.session  # built once here, not by racing worker threads
+        _ = self._route  # built once here (with the session), not by racing worker threads
         walk = PageWalk(self.settings.base_url, resource.path, resource.label, self.settings.token)
         url = self._url(resource.path)
         page_size = int(params["page_size"])

@@ -101,6 +101,7 @@ class DirectRoute:
         self._verify = verify
         self._headers = dict(headers)
         self._idle: list[http.client.HTTPConnection] = []
+        self._context: ssl.SSLContext | None = None
         self._lock = threading.Lock()
 
     def send(self, url: str, timeout: float) -> Answer:
@@ -150,9 +151,9 @@ class DirectRoute:
 
     @property
     def _tls_context(self) -> ssl.SSLContext:
-        """The CA bundle requests would use (the environment's, else certifi's); built per new connection only."""
+        """The CA bundle requests would use (the environment's, else certifi's), loaded once."""
         with self._lock:
-            context = getattr(self, "_context", None)
+            context = self._context
             if context is None:
                 bundle = requests.certs.where() if self._verify is True else str(self._verify)
                 if os.path.isdir(bundle):

@@ -416,6 +416,14 @@ def connect(
     monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(connection(server, **extra)))
 
 
+def connect_to_a_closed_port(monkeypatch: pytest.MonkeyPatch, conn_id: str = "piriod_default", **extra: Any) -> None:
+    """Point ``conn_id`` at a loopback port nothing listens on: every attempt is refused."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    connect(monkeypatch, f"http://127.0.0.1:{port}", conn_id, **extra)
+
+
 # ----------------------------------------------------------------------------- bounded calls
 
 

@@ -24,6 +24,7 @@ from airflow_provider_piriod.exceptions import (
 )
 from airflow_provider_piriod.hooks.piriod import PiriodHook
 from airflow_provider_piriod.models import Customer
+from tests.hostile import connect_to_a_closed_port
 
 
 @pytest.fixture
@@ -283,19 +284,7 @@ def test_gives_up_after_max_retries_with_the_last_error(monkeypatch, piriod_emul
 
 
 def test_connection_refused_is_a_network_error_after_retries(monkeypatch, fast_retries):
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    conn = {
-        "conn_type": "piriod",
-        "host": f"http://127.0.0.1:{port}",
-        "login": "acc_x",
-        "password": "secret-tkn",
-        "extra": {"max_retries": 1},
-    }
-    monkeypatch.setenv("AIRFLOW_CONN_PIRIOD_DEFAULT", json.dumps(conn))
+    connect_to_a_closed_port(monkeypatch, max_retries=1)
     with pytest.raises(PiriodNetworkError, match="failed before a complete answer arrived"):
         PiriodHook().count_customers()
 

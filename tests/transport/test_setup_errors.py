@@ -15,6 +15,7 @@ import urllib3
 from airflow_provider_piriod.exceptions import PiriodConfigError, PiriodConnectionSetupError, PiriodNetworkError
 from airflow_provider_piriod.hooks.piriod import PiriodAsyncHook, PiriodHook
 from airflow_provider_piriod.transport.answers import network_error
+from tests.hostile import connect_to_a_closed_port
 
 
 def point_connection_at(monkeypatch: pytest.MonkeyPatch, emulator, host: str, **extra) -> None:
@@ -107,17 +108,7 @@ def test_a_host_that_does_not_resolve_fails_without_retries(monkeypatch):
 
 def test_a_network_error_after_retries_names_the_connection_and_the_attempts(monkeypatch, fast_retries):
     """Connection refused is worth retrying; when the retries are spent the message says whose and how many."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    conn = {
-        "conn_type": "piriod",
-        "host": f"http://127.0.0.1:{port}",
-        "login": "acc_x",
-        "password": "secret-tkn",
-        "extra": {"max_retries": 2},
-    }
-    monkeypatch.setenv("AIRFLOW_CONN_BILLING", json.dumps(conn))
+    connect_to_a_closed_port(monkeypatch, "billing", max_retries=2)
     with pytest.raises(PiriodNetworkError) as excinfo:
         PiriodHook("billing").count_customers()
     assert not isinstance(excinfo.value, PiriodConnectionSetupError)

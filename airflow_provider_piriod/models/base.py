@@ -12,7 +12,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, PrivateAttr, ValidationInfo, model_validator
+from pydantic import BaseModel, ConfigDict, ValidationInfo, model_validator
 from pydantic.types import AllowInfNan
 
 # Money in the currency's major unit. A Decimal stays as it is; pydantic turns a float into a Decimal through
@@ -35,7 +35,10 @@ class PiriodModel(BaseModel):
 
     model_config = ConfigDict(extra="allow", frozen=True, populate_by_name=True)
 
-    _raw: dict[str, Any] = PrivateAttr(default_factory=dict)
+    # The JSON kept *is* the model's ``__pydantic_private__`` dict, which pydantic copies, pickles and compares
+    # with the model. No private attribute is declared: pydantic would then build and initialise a dict of
+    # them for every model, nested ones included, which made a customer 40 % slower to build and left five
+    # more objects per customer for Python's garbage collector to walk on a bulk pull.
 
     @model_validator(mode="wrap")
     @classmethod
@@ -43,7 +46,7 @@ class PiriodModel(BaseModel):
         """Keep each object's own JSON, so a nested model (an invoice line) gives back what was sent too."""
         model = handler(data)
         if info.context is _KEEP_JSON and isinstance(data, dict):
-            model.__pydantic_private__["_raw"] = data  # as ``model._raw = data``, without pydantic's __setattr__
+            object.__setattr__(model, "__pydantic_private__", data)  # frozen: not through pydantic
         return model
 
     @classmethod
@@ -53,9 +56,10 @@ class PiriodModel(BaseModel):
 
     def to_json(self) -> dict[str, Any]:
         """The object exactly as Piriod sent it (a copy, safe to change)."""
-        if not self._raw:
+        raw = self.__pydantic_private__
+        if not raw:
             return self.model_dump(mode="json", exclude_unset=True)
-        return copy_json(self._raw)
+        return copy_json(raw)
 
 
 def copy_json(value: Any) -> Any:

@@ -227,6 +227,16 @@ def test_models_built_in_code_export_their_fields_as_json():
     assert invoice.to_json()["id"] == "inv_9f8e7d6c5b4a"
 
 
+def test_the_json_kept_survives_copies_and_pickling():
+    import pickle
+
+    invoice = Invoice.from_json(sent_invoice())
+    for copied in (pickle.loads(pickle.dumps(invoice)), invoice.model_copy(), copy.deepcopy(invoice)):
+        assert copied == invoice
+        assert copied.to_json() == sent_invoice()
+        assert copied.lines[0].to_json() == sent_invoice()["lines"][0]
+
+
 def test_models_are_immutable():
     invoice = Invoice.from_json(sent_invoice())
     with pytest.raises(ValidationError):

@@ -3,7 +3,9 @@
 
 The emulator runs in its own process with injected latency, so the client is measured, not the
 server. Every figure is a ratio to what the network allows (the floor), taken in this same run;
-runs marked "median of 5" alternate with the ideal client's and keep the median of each.
+runs marked "median of 5" alternate with the ideal client's and keep the median of each. Each timed
+run starts right after a full garbage collection: the collections its own objects cause are in its
+time, those that the objects of earlier runs would have caused are not.
 
     A. N customers by id: PiriodHook.get_customers at 1/8/16/32 workers, a requests.get loop,
        an HttpHook loop.                                     floor: ceil(N/C) x latency
@@ -24,6 +26,7 @@ runs marked "median of 5" alternate with the ideal client's and keep the median 
 from __future__ import annotations
 
 import argparse
+import gc
 import http.client
 import json
 import math
@@ -81,6 +84,7 @@ class Table:
 
 def timed(emulator: PiriodEmulator, action) -> tuple[float, int]:
     emulator.reset()
+    gc.collect()  # what earlier runs left for the collector is not charged to this one
     started = time.perf_counter()
     action()
     wall = time.perf_counter() - started

@@ -7,6 +7,7 @@ than its ``Content-Length`` is an incomplete answer (never decoded), and nothing
 
 from __future__ import annotations
 
+import gzip
 import json
 
 import pytest
@@ -64,6 +65,60 @@ def test_a_body_shorter_than_its_content_length_is_an_incomplete_answer(hostile_
     connect(monkeypatch, server, max_retries=0)
     error = bounded(lambda: PiriodHook().get_customer("cus_A"), 10).raised(PiriodNetworkError)
     assert "IncompleteRead" in str(error)
+
+
+def test_a_header_line_that_is_not_name_colon_value_is_refused_not_taken_as_the_end_of_the_headers(
+    hostile_server, monkeypatch
+):
+    """http.client's email parser ended the headers at such a line, so the Content-Length after it was lost and the
+    body was read until the server closed; the answer is refused at once instead."""
+    body = json.dumps(customer("cus_A")).encode()
+
+    def handle(conn: Conn, request: Request) -> None:
+        conn.send(b"HTTP/1.1 200 OK\r\nX-Note oops\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+
+    server = hostile_server(handle)
+    connect(monkeypatch, server, timeout=5, max_retries=0)
+    outcome = bounded(lambda: PiriodHook().get_customer("cus_A"), 10)
+    assert "not 'name: value'" in str(outcome.raised(PiriodNetworkError))
+    assert outcome.elapsed < 2
+
+
+def test_a_transfer_coding_other_than_chunked_is_refused_not_framed_by_its_content_length(hostile_server, monkeypatch):
+    """RFC 9112 6.1: with a Transfer-Encoding, Content-Length is not the framing; reading by it (as http.client did)
+    could leave the rest of the answer on a kept-alive connection for the next request to read."""
+    body = json.dumps(customer("cus_A")).encode()
+
+    def handle(conn: Conn, request: Request) -> None:
+        conn.send(conn.head(200, [("Transfer-Encoding", "gzip")], length=len(body)) + body)
+
+    server = hostile_server(handle)
+    connect(monkeypatch, server, max_retries=0)
+    error = bounded(lambda: PiriodHook().get_customer("cus_A"), 10).raised(PiriodNetworkError)
+    assert "transfer coding other than chunked" in str(error)
+
+
+def test_a_folded_header_line_continues_the_value_before_it(hostile_server, monkeypatch):
+    """RFC 9112 5.2: a client replaces an obs-fold with a space; the gzip answer below decodes."""
+
+    def handle(conn: Conn, request: Request) -> None:
+        body = gzip.compress(json.dumps(customer("cus_A")).encode())
+        conn.send(b"HTTP/1.1 200 OK\r\nContent-Encoding:\r\n  gzip\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+
+    server = hostile_server(handle)
+    connect(monkeypatch, server, max_retries=0)
+    assert bounded(lambda: PiriodHook().get_customer("cus_A"), 10).ok().id == "cus_A"
+
+
+@pytest.mark.parametrize("shape", ["101 headers", "a 70 KiB header line"])
+def test_header_blocks_beyond_http_client_limits_are_refused(hostile_server, monkeypatch, shape):
+    def handle(conn: Conn, request: Request) -> None:
+        headers = [(f"X-H{n}", "v") for n in range(101)] if shape == "101 headers" else [("X-Big", "v" * 70 * 1024)]
+        conn.respond(200, customer("cus_A"), headers)
+
+    server = hostile_server(handle)
+    connect(monkeypatch, server, max_retries=0)
+    bounded(lambda: PiriodHook().get_customer("cus_A"), 10).raised(PiriodNetworkError)
 
 
 def test_the_direct_route_sends_nothing_to_another_origin():
@@ -129,7 +184,7 @@ def test_a_content_length_repeated_with_one_value_frames_the_body(hostile_server
 
 
 @pytest.mark.parametrize("route", ROUTES)
-@pytest.mark.parametrize("header", ["Content-Length", "Content-Encoding"])
+@pytest.mark.parametrize("header", ["Content-Length", "Content-Encoding", "Transfer-Encoding"])
 def test_a_token_echoed_into_a_framing_header_is_cut_out_of_the_error(hostile_server, monkeypatch, route, header):
     def handle(conn: Conn, request: Request) -> None:
         token = request.headers["authorization"].split(" ", 1)[1]
@@ -140,3 +195,18 @@ def test_a_token_echoed_into_a_framing_header_is_cut_out_of_the_error(hostile_se
     use_route(monkeypatch, server, route, max_retries=0)
     error = bounded(lambda: PiriodHook().get_customer("cus_A"), 10).raised(PiriodError)
     assert not leaked(str(error)), str(error)
+
+
+@pytest.mark.parametrize("route", ROUTES)
+def test_a_chunked_answer_is_read_whole_and_its_connection_kept(hostile_server, monkeypatch, route):
+    def handle(conn: Conn, request: Request) -> None:
+        body = json.dumps(customer(request.path.split("/")[2])).encode()
+        chunks = b"".join(b"%x;note=1\r\n%s\r\n" % (len(part), part) for part in (body[:7], body[7:]))
+        conn.send(conn.head(200, [("Transfer-Encoding", "chunked")]) + chunks + b"0\r\nX-Trailer: t\r\n\r\n")
+
+    server = hostile_server(handle)
+    use_route(monkeypatch, server, route, max_retries=0)
+    hook = PiriodHook()
+    found = bounded(lambda: [hook.get_customer(i).id for i in ("cus_A", "cus_B", "cus_C")], 10).ok()
+    assert found == ["cus_A", "cus_B", "cus_C"]
+    assert server.connections == 1

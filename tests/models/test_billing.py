@@ -237,6 +237,22 @@ def test_the_json_kept_survives_copies_and_pickling():
         assert copied.lines[0].to_json() == sent_invoice()["lines"][0]
 
 
+def test_a_model_pickled_by_0_1_0_still_gives_back_its_json():
+    import pickle
+
+    state = Invoice.from_json(sent_invoice()).__getstate__()
+    state["__pydantic_private__"] = {"_raw": sent_invoice()}  # what 0.1.0 pickled: its declared private attribute
+    restored = pickle.loads(pickle.dumps(state))
+    invoice = Invoice.__new__(Invoice)
+    invoice.__setstate__(restored)
+    assert invoice.to_json() == sent_invoice()
+
+
+def test_an_empty_object_equals_one_built_without_json():
+    assert PiriodObject.from_json({}) == PiriodObject()
+    assert PiriodObject.from_json({}).to_json() == PiriodObject().to_json() == {}
+
+
 def test_models_are_immutable():
     invoice = Invoice.from_json(sent_invoice())
     with pytest.raises(ValidationError):

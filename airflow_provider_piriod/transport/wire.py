@@ -77,8 +77,8 @@ class ProxiedRoute:
             proxies=session.proxies,
         )
         raw = response.raw
-        if response.status_code < 200 and raw.connection is not None:
-            raw.connection.close()  # an interim answer: the final one may still arrive on this connection
+        if _unsure_framing(response.status_code, response.headers) and raw.connection is not None:
+            raw.connection.close()
         return Answer(
             response.status_code,
             response.reason or "",
@@ -115,6 +115,8 @@ class DirectRoute:
             headers: HTTPHeaderDict = response.msg  # type: ignore[assignment]  # _LeanResponse's
             if response.length is None and not response.chunked:  # "40, 40" is not a number to http.client
                 response.length = _repeated_length(headers.get("Content-Length"))
+            if _unsure_framing(response.status, headers):
+                response.will_close = True
         except BaseException:
             connection.close()
             raise
@@ -192,8 +194,7 @@ class _DirectAnswer:
         if response.length:  # the server closed the connection before the length it declared
             self._end(reusable=False)
             raise http.client.IncompleteRead(b"", response.length)
-        # after an interim (1xx) answer the final one may still arrive: the connection is not reused
-        self._end(reusable=not response.will_close and response.status >= 200)
+        self._end(reusable=not response.will_close)  # will_close also when the framing is unsure (send)
         return b""
 
     def _close(self) -> None:
@@ -214,6 +215,18 @@ def _repeated_length(declared: str | None) -> int | None:
         return None
     (value,) = values
     return int(value) if value.isascii() and value.isdigit() else None
+
+
+def _unsure_framing(status: int, headers: Mapping[str, str]) -> bool:
+    """Whether what follows this answer on its connection may be more of it: after an interim (1xx) answer the
+    final one may still arrive, and a 204 or 304 that declares a body (which they never have) may still send it.
+    Such a connection is closed, never given to the next request."""
+    if status < 200:
+        return True
+    if status not in (204, 304):
+        return False
+    length = headers.get("Content-Length")
+    return "Transfer-Encoding" in headers or (length is not None and _repeated_length(length) != 0)
 
 
 def _readable(sock: socket.socket) -> bool:
@@ -282,7 +295,7 @@ def _header_lines(fp: Any) -> list[bytes]:
         if line in (b"\r\n", b"\n", b""):
             return lines
         lines.append(line)
-        if len(lines) > _MAX_HEADERS:
+        if len(lines) >= _MAX_HEADERS:  # http.client counts the empty line too: 99 fields at most
             raise http.client.HTTPException(f"got more than {_MAX_HEADERS} headers")
 
 
@@ -291,6 +304,8 @@ def _parse_headers(lines: list[bytes]) -> HTTPHeaderDict:
     fields: list[list[str]] = []
     for raw in lines:
         line = raw.decode("iso-8859-1").rstrip("\r\n")
+        if "\r" in line or "\0" in line:  # RFC 9110 5.5: a bare CR could hide the next field inside this one
+            raise http.client.HTTPException("an answer with a CR or NUL inside a header line")
         if line[:1] in (" ", "\t") and fields:
             folded = line.strip(" \t")
             fields[-1][1] = f"{fields[-1][1]} {folded}".strip(" \t")

@@ -47,6 +47,10 @@ class BodyBudget:
         """Refuse a body whose declared length is too large, or not a length at all (RFC 9112 6.3)."""
         if content_length is None:
             return
+        if content_length.isascii() and content_length.isdigit():  # the usual answer, checked at once
+            if int(content_length) > self.limit:
+                raise self._too_large(f"answer of {int(content_length)} bytes")
+            return
         lengths = {part.strip() for part in content_length.split(",")}
         if len(lengths) != 1 or not all(n.isascii() and n.isdigit() for n in lengths):
             raise PiriodResponseError(

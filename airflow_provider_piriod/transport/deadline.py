@@ -14,8 +14,7 @@ import itertools
 import socket
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import suppress
 from typing import Any
 
 from requests.adapters import HTTPAdapter
@@ -46,7 +45,7 @@ class Attempt:
     def release(self, socks: list[Any]) -> bool:
         """A connection goes back to the pool: stop watching its sockets; True if the attempt already expired."""
         with self._lock:
-            self.sockets = [s for s in self.sockets if all(s is not sock for sock in socks)]
+            self.sockets = [s for s in self.sockets if s not in socks]  # sockets compare by identity
             return self.expired
 
     def expire(self) -> None:
@@ -109,17 +108,22 @@ _WATCHDOG = _Watchdog()
 _current = threading.local()
 
 
-@contextmanager
-def attempt_deadline(deadline: float) -> Iterator[Attempt]:
+class attempt_deadline:  # used as a function: ``with attempt_deadline(when) as attempt``
     """Run the block as one attempt: sockets it uses are shut down when ``deadline`` (monotonic) passes."""
-    attempt = Attempt(deadline)
-    _WATCHDOG.arm(attempt)
-    _current.attempt = attempt
-    try:
-        yield attempt
-    finally:
+
+    __slots__ = ("_attempt",)
+
+    def __init__(self, deadline: float) -> None:
+        self._attempt = Attempt(deadline)
+
+    def __enter__(self) -> Attempt:
+        _WATCHDOG.arm(self._attempt)
+        _current.attempt = self._attempt
+        return self._attempt
+
+    def __exit__(self, *exc_info: object) -> None:
         _current.attempt = None
-        _WATCHDOG.disarm(attempt)
+        _WATCHDOG.disarm(self._attempt)
 
 
 def watch_socket(sock: Any) -> None:

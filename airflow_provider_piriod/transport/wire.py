@@ -23,7 +23,6 @@ from urllib.parse import urlsplit
 
 import requests
 from requests.utils import requote_uri
-from urllib3 import HTTPHeaderDict
 
 from airflow_provider_piriod.exceptions import PiriodError
 from airflow_provider_piriod.protocol import MAX_WORKERS
@@ -49,6 +48,19 @@ class Answer:
     ) -> None:
         self.status, self.reason, self.headers = status, reason, headers
         self.read1, self.close = read1, close
+
+
+class Headers(dict[str, str]):
+    """An answer's headers: names lowercased, repeats joined with ``, ``, read by any spelling of a name."""
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return super().get(name.lower(), default)
+
+    def __getitem__(self, name: str) -> str:
+        return super().__getitem__(name.lower())
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and super().__contains__(name.lower())
 
 
 class ProxiedRoute:
@@ -112,7 +124,7 @@ class DirectRoute:
             watch_socket(connection.sock)  # a reused connection's socket, for this attempt
             connection.request("GET", target, headers=self._headers)
             response = connection.getresponse()
-            headers: HTTPHeaderDict = response.msg  # type: ignore[assignment]  # _LeanResponse's
+            headers: Headers = response.msg  # type: ignore[assignment]  # _LeanResponse's
             if response.length is None and not response.chunked:  # "40, 40" is not a number to http.client
                 response.length = _repeated_length(headers.get("Content-Length"))
             if _unsure_framing(response.status, headers):
@@ -175,7 +187,7 @@ class _DirectAnswer:
         route: DirectRoute,
         connection: http.client.HTTPConnection,
         response: http.client.HTTPResponse,
-        headers: HTTPHeaderDict,
+        headers: Headers,
     ) -> None:
         self._route, self._connection, self._response, self._headers = route, connection, response, headers
         self._done = False
@@ -249,7 +261,7 @@ class _LeanResponse(http.client.HTTPResponse):
     chunks, or until the server closes), with three differences: a header line that is not
     ``name: value`` is refused rather than silently ending the headers there, a transfer coding other
     than plain ``chunked`` is refused rather than read by ``Content-Length``, and the headers are an
-    ``HTTPHeaderDict`` (names case-insensitive, repeats joined), as the funnel reads them.
+    :class:`Headers` (names case-insensitive, repeats joined), as the funnel reads them.
     """
 
     def begin(self) -> None:
@@ -299,7 +311,7 @@ def _header_lines(fp: Any) -> list[bytes]:
             raise http.client.HTTPException(f"got more than {_MAX_HEADERS} headers")
 
 
-def _parse_headers(lines: list[bytes]) -> HTTPHeaderDict:
+def _parse_headers(lines: list[bytes]) -> Headers:
     """``name: value`` lines as a case-insensitive dict; a folded line (RFC 9112 5.2) continues after a space."""
     fields: list[list[str]] = []
     for raw in lines:
@@ -314,9 +326,10 @@ def _parse_headers(lines: list[bytes]) -> HTTPHeaderDict:
         if not colon or not _FIELD_NAME.fullmatch(name):
             raise http.client.HTTPException("an answer with a header line that is not 'name: value'")  # no echo
         fields.append([name, value.strip(" \t")])
-    headers = HTTPHeaderDict()
+    headers = Headers()
     for name, value in fields:
-        headers.add(name, value)
+        key = name.lower()
+        headers[key] = f"{headers[key]}, {value}" if key in headers else value
     return headers
 
 

@@ -259,9 +259,9 @@ class _LeanResponse(http.client.HTTPResponse):
 
     The email parser alone was a fifth of the CPU of a GET. Framing follows http.client (a length,
     chunks, or until the server closes), with three differences: a header line that is not
-    ``name: value`` is refused rather than silently ending the headers there, a transfer coding other
-    than plain ``chunked`` is refused rather than read by ``Content-Length``, and the headers are an
-    :class:`Headers` (names case-insensitive, repeats joined), as the funnel reads them.
+    ``name: value`` (or holds a bare CR or a NUL) is refused rather than ending the headers or hiding
+    the next field; a transfer coding other than plain ``chunked`` is refused rather than read by
+    ``Content-Length``; and the headers are :class:`Headers` (names case-insensitive, repeats joined).
     """
 
     def begin(self) -> None:

@@ -125,8 +125,6 @@ class DirectRoute:
             connection.request("GET", target, headers=self._headers)
             response = connection.getresponse()
             headers: Headers = response.msg  # type: ignore[assignment]  # _LeanResponse's
-            if response.length is None and not response.chunked:  # "40, 40" is not a number to http.client
-                response.length = _repeated_length(headers.get("Content-Length"))
             if _unsure_framing(response.status, headers):
                 response.will_close = True
         except BaseException:
@@ -287,10 +285,8 @@ class _LeanResponse(http.client.HTTPResponse):
             raise http.client.HTTPException("an answer with a transfer coding other than chunked")  # no echo: a token
         self.chunked, self.chunk_left = coding is not None, None
         self.will_close = self._check_close()
-        self.length = None
-        length = headers.get("Content-Length")
-        if length and length.isascii() and length.isdigit() and not self.chunked:
-            self.length = int(length)
+        # a length repeated ("40, 40") is that length (RFC 9112 6.3), which int() would not read
+        self.length = None if self.chunked else _repeated_length(headers.get("Content-Length"))
         if status in (http.client.NO_CONTENT, http.client.NOT_MODIFIED) or 100 <= status < 200:
             self.length = 0
         if not self.will_close and not self.chunked and self.length is None:

@@ -141,13 +141,17 @@ class DirectRoute:
 
     def _take(self, timeout: float) -> http.client.HTTPConnection:
         """An idle connection the server has not closed meanwhile, or a new one (connected on first request)."""
-        with self._lock:
-            while self._idle:
-                connection = self._idle.pop()
-                if connection.sock is not None and not _readable(connection.sock):
-                    connection.sock.settimeout(timeout)
-                    return connection
-                connection.close()  # the server closed it, or sent something unasked
+        while True:
+            with self._lock:  # held for the pop alone: a system call under it would queue every worker behind it
+                connection = self._idle.pop() if self._idle else None
+            if connection is None:
+                break
+            sock = connection.sock
+            if sock is not None and not _readable(sock):
+                if sock.gettimeout() != timeout:  # setting it is a system call, even to the same value
+                    sock.settimeout(timeout)
+                return connection
+            connection.close()  # the server closed it, or sent something unasked
         if self._scheme == "https":
             return _WatchedTLSConnection(self._host, self._port, timeout=timeout, context=self._tls_context)
         return _WatchedConnection(self._host, self._port, timeout=timeout)

@@ -8,11 +8,13 @@ object back value for value (Decimals from :func:`airflow_provider_piriod.jsonco
 
 from __future__ import annotations
 
+import functools
+import typing
 from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, ValidationInfo, model_validator
+from pydantic import BaseModel, ConfigDict
 from pydantic.types import AllowInfNan
 
 # Money in the currency's major unit. A Decimal stays as it is; pydantic turns a float into a Decimal through
@@ -26,9 +28,6 @@ Ref = str | int | dict[str, Any]
 # (``uncollectible``, ``paused``, ``cancelled``).
 TimestampOrFlag = datetime | bool
 
-# Passed as validation context by ``from_json`` so that only models built from API JSON keep that JSON.
-_KEEP_JSON = {"piriod_keep_json": True}
-
 
 class PiriodModel(BaseModel):
     """Immutable model that remembers the JSON object it came from."""
@@ -36,22 +35,16 @@ class PiriodModel(BaseModel):
     model_config = ConfigDict(extra="allow", frozen=True, populate_by_name=True)
 
     # The JSON kept is ``__pydantic_private__["_raw"]``, which pydantic copies, pickles and compares with the
-    # model. No private attribute is declared for it: pydantic would then initialise one for every model,
-    # nested ones included, which made a customer 40 % slower to build.
-
-    @model_validator(mode="wrap")
-    @classmethod
-    def _keep_json(cls, data: Any, handler: Any, info: ValidationInfo) -> Any:
-        """Keep each object's own JSON, so a nested model (an invoice line) gives back what was sent too."""
-        model = handler(data)
-        if info.context is _KEEP_JSON and isinstance(data, dict) and data:
-            object.__setattr__(model, "__pydantic_private__", {"_raw": data})  # frozen: not through pydantic
-        return model
+    # model. No private attribute is declared for it (pydantic would initialise one for every nested model),
+    # and no validator keeps it (a validator on every model doubled the time to build a customer): from_json
+    # hands it out in one walk after validation.
 
     @classmethod
     def from_json(cls, data: dict[str, Any]):
         """Build the model from an API object and keep that object for :meth:`to_json`."""
-        return cls.model_validate(data, context=_KEEP_JSON)
+        model = cls.model_validate(data)
+        _keep_json(model, data)
+        return model
 
     def to_json(self) -> dict[str, Any]:
         """The object exactly as Piriod sent it (a copy, safe to change)."""
@@ -86,3 +79,39 @@ class PiriodObject(PiriodModel):
     """Any Piriod object without a typed model: its id, and every field as sent."""
 
     id: str | int | None = None
+
+
+def _keep_json(model: PiriodModel, data: Any) -> None:
+    """Give ``model`` and each model nested in it (an invoice line) the JSON object it was built from.
+
+    Recursive over the models' types, which nest a few levels at most, not over the JSON.
+    """
+    if not isinstance(data, dict):
+        return
+    if data:
+        object.__setattr__(model, "__pydantic_private__", {"_raw": data})  # frozen: not through pydantic
+    fields = model.__dict__
+    for name in _model_fields_of(type(model)):
+        value = fields.get(name)
+        if value is not None:
+            _keep_nested_json(value, data.get(name))
+
+
+def _keep_nested_json(value: Any, source: Any) -> None:
+    if isinstance(value, PiriodModel):
+        _keep_json(value, source)
+    elif isinstance(value, list) and isinstance(source, list):
+        for item, item_source in zip(value, source, strict=False):  # equal lengths: one model per object
+            _keep_nested_json(item, item_source)
+
+
+@functools.cache
+def _model_fields_of(cls: type[PiriodModel]) -> tuple[str, ...]:
+    """The fields of ``cls`` whose type can hold a model, the only ones the walk of :func:`_keep_json` enters."""
+    return tuple(name for name, field in cls.model_fields.items() if _can_hold_model(field.annotation))
+
+
+def _can_hold_model(annotation: Any) -> bool:
+    if isinstance(annotation, type) and issubclass(annotation, PiriodModel):
+        return True
+    return any(_can_hold_model(argument) for argument in typing.get_args(annotation))

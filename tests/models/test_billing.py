@@ -213,6 +213,22 @@ def test_products_embed_typed_plans():
     assert annual.to_json() == product.to_json()["plans"][1]
 
 
+def test_every_nested_model_gives_back_its_own_json_whichever_shape_was_sent():
+    sent = {
+        "id": "cus_1",
+        "country": {"id": "CL", "name": "Chile", "extra": [1]},
+        "state": "RM",  # older docs: a bare code, not an object
+        "contacts": [{"id": "con_1", "email": "a@b.cl", "created": "2026-03-01 10:00"}, {}, {"id": "con_3"}],
+        "aggregations": {"balance": 10.50},
+    }
+    customer = Customer.from_json(copy.deepcopy(sent))
+    assert customer.country.to_json() == sent["country"] and customer.state == "RM"
+    assert [contact.to_json() for contact in customer.contacts] == sent["contacts"]
+    assert customer.aggregations.to_json() == {"balance": 10.50}
+    built = Customer.model_validate(copy.deepcopy(sent))  # not from_json: nothing kept, nested or not
+    assert all(model.__pydantic_private__ is None for model in (built, built.country, *built.contacts))
+
+
 def test_piriod_object_takes_anything_with_or_without_an_id():
     receipt = {"id": 77, "status": "finalized", "sources": ["src_1"], "total": 10.5, "nested": {"a": None}}
     assert PiriodObject.from_json(receipt).id == 77 and PiriodObject.from_json(receipt).total == 10.5

@@ -44,14 +44,17 @@ def bind_loopback(port: int = 0, host: str = "127.0.0.1") -> socket.socket:
 
 
 def make_server(state: Any, sock: socket.socket) -> uvicorn.Server:
-    """A uvicorn server for ``state`` on ``sock`` (uvloop and httptools when installed)."""
+    """A uvicorn server for ``state`` on ``sock`` (uvloop and httptools when installed), an answer in one write."""
     import uvicorn
 
     from airflow_provider_piriod.testing.app import EmulatorApp
+    from airflow_provider_piriod.testing.segments import one_turn_protocol
 
     logging.getLogger("uvicorn.error").addFilter(_HideDeliberateDrops())
     config = uvicorn.Config(
         EmulatorApp(state),
+        http=one_turn_protocol(),
+        proxy_headers=False,  # no proxy in front of it: the middleware would only cost time
         log_level="warning",
         access_log=False,
         lifespan="off",

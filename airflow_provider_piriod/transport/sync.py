@@ -150,13 +150,15 @@ class PiriodTransport:
     ) -> dict[str, T]:
         """Objects by id, ``workers`` at a time; a window of requests, so the first failure stops the rest.
 
-        Each object is passed through ``convert`` (the hook's model) on the worker that fetched it, while
-        the others wait for Piriod, rather than all of them one after another once the last has arrived.
+        Each object is passed through ``convert`` (the hook's model) here, in order, as it arrives, while the
+        workers go on with their next requests. On the worker that fetched it, building the model delayed that
+        worker's next request and held the interpreter lock the other workers needed to send theirs: A in
+        ``make bench`` took 2 to 5 % longer.
         """
 
-        def fetch(object_id: str) -> T | None:
+        def fetch(object_id: str) -> dict[str, Any] | None:
             try:
-                return convert(self._get_object(resource, object_id, call))
+                return self._get_object(resource, object_id, call)
             except PiriodNotFoundError:
                 if ignore_missing:
                     return None
@@ -168,7 +170,7 @@ class PiriodTransport:
         with self._calling(resource.name) as call:
             call.expect(len(object_ids))
             found = zip(object_ids, bounded_map(fetch, object_ids, workers, "piriod", call.stopped), strict=True)
-            return {object_id: obj for object_id, obj in found if obj is not None}
+            return {object_id: convert(obj) for object_id, obj in found if obj is not None}
 
     def count(self, resource: Resource, params: Mapping[str, str]) -> int:
         with self._calling(resource.name) as call:

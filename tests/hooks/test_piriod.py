@@ -119,6 +119,15 @@ def test_get_customers_fails_on_a_missing_id_and_stops_the_rest(hook, piriod_emu
     assert len(piriod_emulator.requests()) < 31
 
 
+def test_get_customers_fails_on_an_object_its_model_refuses_and_stops_the_rest(hook, piriod_emulator):
+    ids = [c["id"] for c in piriod_emulator.customers()][:30]
+    piriod_emulator.update_customer(ids[1], created="the day before yesterday")
+    piriod_emulator.set_latency(20)
+    with pytest.raises(PiriodResponseError, match="does not have the documented shape"):
+        hook.get_customers(ids, max_workers=2)
+    assert len(piriod_emulator.requests()) < 30
+
+
 def test_get_customers_checks_every_id_before_any_request(hook, piriod_emulator):
     with pytest.raises(PiriodInputError, match=r"customer_ids\[2\] is empty or blank"):
         hook.get_customers(["cus_a", "cus_b", "  "])

@@ -169,8 +169,11 @@ class PiriodTransport:
         _ = self._route  # built once here (with the session), not by racing worker threads
         with self._calling(resource.name) as call:
             call.expect(len(object_ids))
-            found = zip(object_ids, bounded_map(fetch, object_ids, workers, "piriod", call.stopped), strict=True)
-            return {object_id: convert(obj) for object_id, obj in found if obj is not None}
+            # closed as soon as anything fails here, a model included: the window's requests stop at once,
+            # not when the generator is collected (an error being handled keeps it alive)
+            with closing(bounded_map(fetch, object_ids, workers, "piriod", call.stopped)) as fetched:
+                found = zip(object_ids, fetched, strict=True)
+                return {object_id: convert(obj) for object_id, obj in found if obj is not None}
 
     def count(self, resource: Resource, params: Mapping[str, str]) -> int:
         with self._calling(resource.name) as call:

@@ -120,12 +120,19 @@ def test_get_customers_fails_on_a_missing_id_and_stops_the_rest(hook, piriod_emu
 
 
 def test_get_customers_fails_on_an_object_its_model_refuses_and_stops_the_rest(hook, piriod_emulator):
-    ids = [c["id"] for c in piriod_emulator.customers()][:30]
-    piriod_emulator.update_customer(ids[1], created="the day before yesterday")
-    piriod_emulator.set_latency(20)
-    with pytest.raises(PiriodResponseError, match="does not have the documented shape"):
-        hook.get_customers(ids, max_workers=2)
-    assert len(piriod_emulator.requests()) < 30
+    ids = [c["id"] for c in piriod_emulator.customers()][:40]
+    piriod_emulator.update_customer(ids[0], created="the day before yesterday")
+    piriod_emulator.add_fault("status", status=503, path=f"/customers/{ids[1]}/", times=1000)  # retried meanwhile
+    piriod_emulator.set_latency(100)
+    with pytest.raises(PiriodResponseError, match="does not have the documented shape") as failure:
+        hook.get_customers(ids, max_workers=4)
+    # the error is still held (as a task runner holds it to log it): the pull must be over all the same
+    sent = len(piriod_emulator.requests())
+    assert sent <= 1 + 2 * 4  # the window
+    assert not [t.name for t in threading.enumerate() if t.name.startswith("piriod_")]
+    time.sleep(0.5)
+    assert len(piriod_emulator.requests()) == sent, "retries went on after the call had failed"
+    assert failure.value is not None
 
 
 def test_get_customers_checks_every_id_before_any_request(hook, piriod_emulator):

@@ -84,31 +84,38 @@ class PiriodObject(PiriodModel):
 def _keep_json(model: PiriodModel, data: Any) -> None:
     """Give ``model`` and each model nested in it (an invoice line) the JSON object it was built from.
 
-    Recursive over the models' types, which nest a few levels at most, not over the JSON.
+    Only fields whose type can hold a model are entered, so the walk follows the models' types (a few
+    levels), not the JSON's depth.
     """
     if not isinstance(data, dict):
         return
     if data:
         object.__setattr__(model, "__pydantic_private__", {"_raw": data})  # frozen: not through pydantic
     fields = model.__dict__
-    for name in _model_fields_of(type(model)):
+    for name, key in _model_fields_of(type(model)):
         value = fields.get(name)
         if value is not None:
-            _keep_nested_json(value, data.get(name))
+            _keep_nested_json(value, data[key] if key in data else data.get(name))
 
 
 def _keep_nested_json(value: Any, source: Any) -> None:
     if isinstance(value, PiriodModel):
         _keep_json(value, source)
-    elif isinstance(value, list) and isinstance(source, list):
-        for item, item_source in zip(value, source, strict=False):  # equal lengths: one model per object
+    elif isinstance(value, (list, tuple)) and isinstance(source, list):
+        for item, item_source in zip(value, source, strict=False):  # equal lengths: one item per item sent
             _keep_nested_json(item, item_source)
+    elif isinstance(value, dict) and isinstance(source, dict):
+        for item_key, item in value.items():
+            _keep_nested_json(item, source.get(item_key))
 
 
 @functools.cache
-def _model_fields_of(cls: type[PiriodModel]) -> tuple[str, ...]:
-    """The fields of ``cls`` whose type can hold a model, the only ones the walk of :func:`_keep_json` enters."""
-    return tuple(name for name, field in cls.model_fields.items() if _can_hold_model(field.annotation))
+def _model_fields_of(cls: type[PiriodModel]) -> tuple[tuple[str, str], ...]:
+    """(name, JSON key) of the fields of ``cls`` whose type can hold a model: all that :func:`_keep_json` enters.
+    The key is the field's alias when it has a plain one (pydantic reads that first), else its name."""
+    return tuple(
+        (name, field.alias or name) for name, field in cls.model_fields.items() if _can_hold_model(field.annotation)
+    )
 
 
 def _can_hold_model(annotation: Any) -> bool:

@@ -229,6 +229,26 @@ def test_every_nested_model_gives_back_its_own_json_whichever_shape_was_sent():
     assert all(model.__pydantic_private__ is None for model in (built, built.country, *built.contacts))
 
 
+def test_models_of_your_own_keep_nested_json_in_dicts_tuples_and_aliased_fields():
+    from pydantic import Field
+
+    from airflow_provider_piriod.models import PiriodModel
+    from airflow_provider_piriod.models.customers import Country
+
+    class Portfolio(PiriodModel):
+        id: str
+        by_role: dict[str, Contact] | None = None
+        pair: tuple[Contact, Contact] | None = None
+        home: Country | None = Field(default=None, alias="pais")
+
+    contact = {"id": "con_1", "created": "2026-03-01 10:00"}  # a timestamp shape a dump would rewrite
+    sent = {"id": "pf_1", "by_role": {"billing": contact}, "pair": [contact, {"id": "con_2"}], "pais": {"id": "CL"}}
+    portfolio = Portfolio.from_json(copy.deepcopy(sent))
+    assert portfolio.by_role["billing"].to_json() == contact
+    assert [member.to_json() for member in portfolio.pair] == sent["pair"]
+    assert portfolio.home.to_json() == {"id": "CL"} and portfolio.to_json() == sent
+
+
 def test_piriod_object_takes_anything_with_or_without_an_id():
     receipt = {"id": 77, "status": "finalized", "sources": ["src_1"], "total": 10.5, "nested": {"a": None}}
     assert PiriodObject.from_json(receipt).id == 77 and PiriodObject.from_json(receipt).total == 10.5

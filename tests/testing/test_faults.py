@@ -63,7 +63,7 @@ def test_drop_closes_the_connection_mid_body(piriod_emulator):
     declared = int(response.getheader("content-length"))
     with pytest.raises(http.client.IncompleteRead) as excinfo:
         response.read()
-    assert 0 < len(excinfo.value.partial) < declared
+    assert len(excinfo.value.partial) == declared // 2  # what the emulator wrote before the drop, all of it
     conn.close()
 
 

@@ -1,12 +1,9 @@
-"""The emulator sends a small answer in one piece, as a production server does; trickles and drops still work."""
+"""The emulator sends a small answer in one piece, as a production server does (its faults: test_faults.py)."""
 
 from __future__ import annotations
 
-import http.client
 import socket
 from urllib.parse import urlsplit
-
-import pytest
 
 from airflow_provider_piriod.testing import PiriodEmulator
 
@@ -35,19 +32,3 @@ def test_each_answer_arrives_with_its_body_in_the_first_read():
                 )
                 assert head.startswith(b"HTTP/1.1 200") and len(body) == length
 
-
-def test_a_dropped_answer_still_sends_its_headers_and_half_its_body_first(piriod_emulator):
-    piriod_emulator.add_fault("drop")
-    url = urlsplit(piriod_emulator.url)
-    connection = http.client.HTTPConnection(url.hostname, url.port, timeout=10)
-    customer = piriod_emulator.customers()[0]["id"]
-    connection.request(
-        "GET",
-        f"/customers/{customer}/",
-        headers={"Authorization": f"Token {piriod_emulator.token}", "x-simple-workspace": piriod_emulator.workspace},
-    )
-    response = connection.getresponse()
-    with pytest.raises(http.client.IncompleteRead) as excinfo:
-        response.read()
-    assert len(excinfo.value.partial) == int(response.getheader("content-length")) // 2
-    connection.close()

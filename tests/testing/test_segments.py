@@ -31,4 +31,3 @@ def test_each_answer_arrives_with_its_body_in_the_first_read():
                     if line.lower().startswith(b"content-length:")
                 )
                 assert head.startswith(b"HTTP/1.1 200") and len(body) == length
-

@@ -7,8 +7,6 @@ hands back checked JSON objects. Every error leaving it has been through :func:`
 
 from __future__ import annotations
 
-import http.client
-import os
 import threading
 import time
 from collections import deque
@@ -23,7 +21,6 @@ from urllib.parse import urlencode, urlsplit
 import requests
 import urllib3
 
-from airflow_provider_piriod import __version__
 from airflow_provider_piriod.connection import PiriodSettings
 from airflow_provider_piriod.exceptions import (
     PiriodConnectionSetupError,
@@ -31,7 +28,7 @@ from airflow_provider_piriod.exceptions import (
     PiriodNotFoundError,
     PiriodRateLimitError,
 )
-from airflow_provider_piriod.protocol import MAX_WORKERS, TRANSIENT_ERRORS
+from airflow_provider_piriod.protocol import TRANSIENT_ERRORS
 from airflow_provider_piriod.resources import Resource
 from airflow_provider_piriod.transport.answers import (
     check_page,
@@ -41,48 +38,17 @@ from airflow_provider_piriod.transport.answers import (
     network_error,
     scrub,
 )
-from airflow_provider_piriod.transport.bodies import ACCEPT_ENCODING, open_body
-from airflow_provider_piriod.transport.deadline import DeadlineAdapter, attempt_deadline
+from airflow_provider_piriod.transport.attempt import attempt_deadline
+from airflow_provider_piriod.transport.bodies import open_body
 from airflow_provider_piriod.transport.calls import Call, Tally, one_call
 from airflow_provider_piriod.transport.pages import EXTRA_PAGES, PageWalk, pages_for
+from airflow_provider_piriod.transport.session import Route, build_session
 from airflow_provider_piriod.transport.throttle import Throttle
-from airflow_provider_piriod.transport.wire import Answer, DirectRoute, ProxiedRoute
 
 T = TypeVar("T")
 R = TypeVar("R")
 READ_STEP = 64 * 1024
-_CLIENT_ERRORS = (
-    requests.RequestException,
-    urllib3.exceptions.HTTPError,
-    http.client.HTTPException,
-    OSError,
-    ValueError,
-)
-
-
-class TokenAuth(requests.auth.AuthBase):
-    """Sets ``Authorization: Token ...`` at send time (and stops requests from reading ~/.netrc)."""
-
-    def __init__(self, authorization: str) -> None:
-        self._authorization = authorization
-
-    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
-        request.headers["Authorization"] = self._authorization
-        return request
-
-    def __repr__(self) -> str:
-        return "<TokenAuth ***>"
-
-
-def environment_proxies(url: str) -> dict[str, str]:
-    """The proxy the environment sets for ``url`` (``HTTPS_PROXY``, ``ALL_PROXY``...) unless ``NO_PROXY`` skips it."""
-    proxy = requests.utils.select_proxy(url, requests.utils.get_environ_proxies(url))
-    return {urlsplit(url).scheme: proxy} if proxy else {}
-
-
-def environment_ca_bundle() -> str | bool:
-    """The CA bundle ``REQUESTS_CA_BUNDLE`` or ``CURL_CA_BUNDLE`` names, as requests reads them; else its own."""
-    return os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
+_CLIENT_ERRORS = (urllib3.exceptions.HTTPError, OSError, ValueError)
 
 
 class PiriodTransport:
@@ -100,37 +66,13 @@ class PiriodTransport:
 
     @cached_property
     def session(self) -> requests.Session:
-        """The pooled session: Piriod's headers and token, and the environment's proxy and CA bundle read once."""
-        settings = self.settings
-        session = requests.Session()
-        session.headers.update(settings.headers)
-        session.headers["User-Agent"] = f"airflow-provider-piriod/{__version__}"
-        session.headers["Accept-Encoding"] = ACCEPT_ENCODING
-        session.auth = TokenAuth(settings.authorization)
-        # with trust_env, requests reads every *_proxy variable (twice) on each request; the host never changes
-        session.trust_env = False
-        # as in the async transport: no proxy for a plain-http API, the token would reach it in clear text
-        if settings.base_url.startswith("https://") or settings.allow_insecure_http:
-            session.proxies = environment_proxies(settings.base_url)
-        session.verify = environment_ca_bundle()
-        adapter = DeadlineAdapter(pool_connections=1, pool_maxsize=MAX_WORKERS, max_retries=0)
-        session.mount("https://", adapter)
-        session.mount("http://", adapter)
-        return session
+        """The pooled session (``get_conn()``): the headers, token, proxy and CA bundle requests go out with."""
+        return build_session(self.settings)
 
     @cached_property
-    def _route(self) -> DirectRoute | ProxiedRoute:
-        """How requests reach Piriod: through the session's proxy if the environment sets one, else directly.
-
-        Both send the session's headers and token, merged and checked once: they never change.
-        """
-        session = self.session
-        checked = requests.PreparedRequest()
-        checked.prepare_headers({**session.headers, "Authorization": self.settings.authorization})  # no CR/LF
-        headers = {name: str(value) for name, value in checked.headers.items()}  # all str: nothing sets bytes
-        if session.proxies:
-            return ProxiedRoute(session, headers)
-        return DirectRoute(self.settings.base_url, session.verify, headers)
+    def _route(self) -> Route:
+        """urllib3's pools for the configured origin, built from the session as the first request goes out."""
+        return Route(self.settings, self.session)
 
     # ------------------------------------------------------------------ what the hook asks for
 
@@ -296,11 +238,11 @@ class PiriodTransport:
         timeout, secrets = self.settings.timeout, self.settings.token
         with attempt_deadline(time.monotonic() + timeout) as attempt:
             try:
-                answer = self._route.send(_with_query(url, params), timeout)
+                answer = self._route.open(method, _with_query(url, params), None, {}, timeout)
                 try:
                     body = self._read_body(answer, method, path, attempt.deadline)
                 finally:
-                    answer.close()
+                    _finish(answer)
             except PiriodError:
                 if attempt.expired:
                     raise deadline_error(method, path, timeout) from None
@@ -313,22 +255,29 @@ class PiriodTransport:
                 ) from None
             if attempt.expired:  # the watchdog cut the body short
                 raise deadline_error(method, path, timeout, answer.status)
-        return answer_json(method, path, answer.status, answer.reason, body, answer.headers, secrets)
+        return answer_json(method, path, answer.status, answer.reason or "", body, answer.headers, secrets)
 
-    def _read_body(self, answer: Answer, method: str, path: str, deadline: float) -> bytes:
+    def _read_body(self, answer: Any, method: str, path: str, deadline: float) -> bytes:
         """Raw bytes as they arrive, decoded here within the size cap (never by a client library, unbounded)."""
         decoder = open_body(
             self.settings, answer.headers, status=answer.status, method=method, path=path, deadline=deadline
         )
         while True:
             decoder.budget.check_time()
-            chunk = answer.read1(READ_STEP)  # what has arrived, never waits for more
+            chunk = answer.read1(READ_STEP, decode_content=False)  # what has arrived, never waits for more
             if not chunk:
                 return decoder.finish()
             decoder.feed(chunk)
 
     def _calling(self, what: str) -> AbstractContextManager[Call]:
         return one_call(self.settings, self.log, what, self._retry_delay, self.tally)
+
+
+def _finish(answer: Any) -> None:
+    """Give the connection back to its pool: as it is if the body was read to its end, else closed first."""
+    if not answer.isclosed():
+        answer.close()  # closes the connection too: what is left of the body must not reach the next request
+    answer.release_conn()
 
 
 def _with_query(url: str, params: Mapping[str, str] | None) -> str:

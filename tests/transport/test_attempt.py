@@ -1,8 +1,9 @@
-"""The direct route's kept-alive connections (:mod:`airflow_provider_piriod.transport.wire`), on loopback servers.
+"""One blocking attempt over urllib3's kept-alive connections (:mod:`airflow_provider_piriod.transport.attempt`).
 
-Without a proxy the blocking hook talks ``http.client`` straight to Piriod's host: connections are reused
-across requests and workers, one the server closed while idle is replaced without a retry, a body shorter
-than its ``Content-Length`` is an incomplete answer (never decoded), and nothing goes to another origin.
+Connections are reused across requests and workers, one the server closed while idle is replaced without a
+retry, a body shorter than its ``Content-Length`` is an incomplete answer (never decoded), header blocks
+http.client would read leniently are refused, and nothing goes to another origin. Most run twice: straight
+to the server, and through a proxy (the same server, answering absolute-form targets).
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ import pytest
 
 from airflow_provider_piriod.exceptions import PiriodError, PiriodNetworkError
 from airflow_provider_piriod.hooks.piriod import PiriodHook
-from airflow_provider_piriod.transport.wire import DirectRoute
+from airflow_provider_piriod.connection import PiriodSettings
+from airflow_provider_piriod.transport.session import Route, build_session
 from tests.hostile import Conn, Request, bounded, connect, leaked
 
 pytestmark = pytest.mark.usefixtures("no_environment_proxies")
@@ -145,11 +147,12 @@ def test_header_blocks_beyond_http_client_limits_are_refused(hostile_server, mon
         assert outcome.ok().id == "cus_A"
 
 
-def test_the_direct_route_sends_nothing_to_another_origin():
-    route = DirectRoute("http://127.0.0.1:9", True, {"Authorization": "Token secret"})
+def test_the_route_sends_nothing_to_another_origin():
+    settings = PiriodSettings(base_url="http://127.0.0.1:9", workspace="acc_1", token="secret")
+    route = Route(settings, build_session(settings))
     for url in ("http://127.0.0.2:9/customers/", "https://127.0.0.1:9/customers/", "http://127.0.0.1:10/x/"):
         with pytest.raises(PiriodError, match="not on the configured origin"):
-            route.send(url, timeout=1)
+            route.open("GET", url, None, {}, timeout=1)
 
 
 # ----------------------------------------------------------------------------- both routes

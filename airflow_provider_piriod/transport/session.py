@@ -1,0 +1,133 @@
+"""The settings in effect for one hook's blocking requests: headers, token, proxy and CA bundle, read once.
+
+The hook's ``requests.Session`` (what ``get_conn()`` returns) holds them, as users of Airflow hooks
+expect; the requests themselves go out through urllib3 (:class:`Route`), whose pools are built from
+that session the first time a request is sent, to the configured origin only.
+"""
+
+from __future__ import annotations
+
+import os
+import ssl
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+import urllib3
+from requests.utils import requote_uri
+
+from airflow_provider_piriod import __version__
+from airflow_provider_piriod.connection import PiriodSettings
+from airflow_provider_piriod.exceptions import PiriodConfigError, PiriodError
+from airflow_provider_piriod.protocol import MAX_WORKERS
+from airflow_provider_piriod.transport.attempt import WATCHED_POOLS
+from airflow_provider_piriod.transport.bodies import ACCEPT_ENCODING
+
+
+class TokenAuth(requests.auth.AuthBase):
+    """Sets ``Authorization: Token ...`` at send time (and stops requests from reading ~/.netrc)."""
+
+    def __init__(self, authorization: str) -> None:
+        self._authorization = authorization
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        request.headers["Authorization"] = self._authorization
+        return request
+
+    def __repr__(self) -> str:
+        return "<TokenAuth ***>"
+
+
+def environment_proxies(url: str) -> dict[str, str]:
+    """The proxy the environment sets for ``url`` (``HTTPS_PROXY``, ``ALL_PROXY``...) unless ``NO_PROXY`` skips it."""
+    proxy = requests.utils.select_proxy(url, requests.utils.get_environ_proxies(url))
+    return {urlsplit(url).scheme: proxy} if proxy else {}
+
+
+def environment_ca_bundle() -> str | bool:
+    """The CA bundle ``REQUESTS_CA_BUNDLE`` or ``CURL_CA_BUNDLE`` names, as requests reads them; else its own."""
+    return os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
+
+
+def build_session(settings: PiriodSettings) -> requests.Session:
+    """The pooled session: Piriod's headers and token, and the environment's proxy and CA bundle read once."""
+    session = requests.Session()
+    session.headers.update(settings.headers)
+    session.headers["User-Agent"] = f"airflow-provider-piriod/{__version__}"
+    session.headers["Accept-Encoding"] = ACCEPT_ENCODING
+    session.auth = TokenAuth(settings.authorization)
+    # with trust_env, requests reads every *_proxy variable (twice) on each request; the host never changes
+    session.trust_env = False
+    # as in the async transport: no proxy for a plain-http API, the token would reach it in clear text
+    if settings.base_url.startswith("https://") or settings.allow_insecure_http:
+        session.proxies = environment_proxies(settings.base_url)
+    session.verify = environment_ca_bundle()
+    adapter = requests.adapters.HTTPAdapter(pool_connections=1, pool_maxsize=MAX_WORKERS, max_retries=0)
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    return session
+
+
+class Route:
+    """Where a hook's requests go: urllib3's pools for the configured origin, or its proxy; nowhere else.
+
+    Built from the session once, as the first request goes out: its headers are merged and checked once.
+    """
+
+    def __init__(self, settings: PiriodSettings, session: requests.Session) -> None:
+        origin = urlsplit(settings.base_url)
+        self._origin = (origin.scheme, origin.netloc)
+        checked = requests.PreparedRequest()
+        checked.prepare_headers({**session.headers, "Authorization": settings.authorization})  # no CR/LF
+        self.headers = {name: str(value) for name, value in checked.headers.items()}
+        self.manager = _manager(session)
+
+    def url(self, url: str) -> str:
+        """``url`` quoted as requests would quote it, if it is on the configured origin; else it is not sent."""
+        parts = urlsplit(url)
+        if (parts.scheme, parts.netloc) != self._origin:
+            raise PiriodError(f"Piriod request to {parts.path}: not sent, it is not on the configured origin")
+        return requote_uri(url)
+
+    def open(self, method: str, url: str, body: bytes | None, headers: dict[str, str], timeout: float) -> Any:
+        """Send one request; the answer's body is left unread, raw (see :mod:`.attempt` for the deadline)."""
+        return self.manager.urlopen(
+            method,
+            self.url(url),
+            body=body,
+            headers={**self.headers, **headers} if headers else self.headers,
+            redirect=False,
+            retries=False,
+            preload_content=False,
+            decode_content=False,
+            timeout=urllib3.Timeout(connect=timeout, read=timeout),
+        )
+
+
+def _manager(session: requests.Session) -> urllib3.PoolManager:
+    """A PoolManager (or ProxyManager for the session's proxy) whose every connection is watched by the deadline."""
+    options: dict[str, Any] = {"maxsize": MAX_WORKERS, "block": False, "ssl_context": _tls_context(session.verify)}
+    proxy = next(iter(session.proxies.values()), None)
+    if proxy is None:
+        manager = urllib3.PoolManager(num_pools=2, **options)
+    elif urlsplit(proxy).scheme.startswith("socks"):
+        try:
+            from urllib3.contrib.socks import SOCKSProxyManager
+        except ImportError:
+            raise PiriodConfigError(
+                "a SOCKS proxy is set in the environment; install PySocks (pip install 'requests[socks]')"
+            ) from None
+        return SOCKSProxyManager(proxy, num_pools=2, **options)  # its own pools: per-read timeouts only
+    else:
+        proxy_headers = requests.adapters.HTTPAdapter().proxy_headers(proxy)  # Proxy-Authorization from userinfo
+        manager = urllib3.ProxyManager(proxy, num_pools=2, proxy_headers=proxy_headers, **options)
+    manager.pool_classes_by_scheme = dict(WATCHED_POOLS)
+    return manager
+
+
+def _tls_context(verify: Any) -> ssl.SSLContext:
+    """The CA bundle requests would use (the environment's, else certifi's)."""
+    bundle = requests.certs.where() if verify is True else str(verify)
+    if os.path.isdir(bundle):
+        return ssl.create_default_context(capath=bundle)
+    return ssl.create_default_context(cafile=bundle)

@@ -20,14 +20,7 @@ from airflow_provider_piriod.connection import PiriodSettings
 from airflow_provider_piriod.exceptions import PiriodConnectionSetupError, PiriodRateLimitError
 from airflow_provider_piriod.protocol import TRANSIENT_ERRORS
 from airflow_provider_piriod.resources import Resource
-from airflow_provider_piriod.transport.answers import (
-    check_page,
-    check_requested_object,
-    answer_json,
-    deadline_error,
-    network_error,
-    scrub,
-)
+from airflow_provider_piriod.transport import answers
 from airflow_provider_piriod.transport.bodies import ACCEPT_ENCODING, open_body
 from airflow_provider_piriod.transport.calls import Call, Tally, one_call
 from airflow_provider_piriod.transport.pages import EXTRA_PAGES, PageWalk
@@ -77,7 +70,7 @@ class AsyncPiriodTransport:
         path = resource.object_path(object_id)
         with self._calling(resource.name) as call:
             data = await self._request_json(self._url(path), call)
-            return check_requested_object(data, object_id, resource.label, path)
+            return answers.check_requested_object(data, object_id, resource.label, path)
 
     async def count(self, resource: Resource, params: Mapping[str, str]) -> int:
         with self._calling(resource.name) as call:
@@ -111,7 +104,7 @@ class AsyncPiriodTransport:
         return f"{self.settings.base_url}{path}"
 
     async def _get_page(self, url: str, call: Call, params: Mapping[str, str] | None = None) -> dict[str, Any]:
-        return check_page(await self._request_json(url, call, params), "GET", urlsplit(url).path)
+        return answers.check_page(await self._request_json(url, call, params), "GET", urlsplit(url).path)
 
     async def _request_json(self, url: str, call: Call, params: Mapping[str, str] | None = None) -> Any:
         """The async request funnel: a deadline per attempt; after a failure, the call decides (see Call)."""
@@ -121,7 +114,7 @@ class AsyncPiriodTransport:
                 call.sending()
                 result = await self._send(url, params)
             except (*TRANSIENT_ERRORS, PiriodConnectionSetupError) as exc:
-                scrub(exc, self.settings.token)  # it is about to be logged
+                answers.scrub(exc, self.settings.token)  # it is about to be logged
                 throttled = isinstance(exc, PiriodRateLimitError)
                 failures, throttles = failures + (not throttled), throttles + throttled
                 await asyncio.sleep(call.wait_after(exc, failures, throttles))
@@ -140,13 +133,13 @@ class AsyncPiriodTransport:
         try:
             status, reason, headers, body = await _within(timeout, self._read(url, params, method, path, deadline))
         except asyncio.TimeoutError:
-            raise deadline_error(method, path, timeout) from None
+            raise answers.deadline_error(method, path, timeout) from None
         except (httpx.HTTPError, httpx.InvalidURL, OSError, ValueError) as exc:
-            raise network_error(
+            raise answers.network_error(
                 method, path, exc, secrets, base_url=self.settings.base_url, conn_id=self.settings.conn_id
             ) from None
         # decoding a large body is CPU work: off the event loop every deferred task shares
-        return await asyncio.to_thread(answer_json, method, path, status, reason, body, headers, secrets)
+        return await asyncio.to_thread(answers.answer_json, method, path, status, reason, body, headers, secrets)
 
     async def _read(self, url: str, params: Mapping[str, str] | None, method: str, path: str, deadline: float):
         async with self._client.stream(method, url, params=params) as response:

@@ -614,3 +614,49 @@ def async_get(customer_id: str = "cus_A") -> Any:
             return await hook.get_customer_json(customer_id)
 
     return asyncio.run(run())
+
+
+# ----------------------------------------------------------------------------- requests in flight at once
+
+
+class InFlight:
+    """Counts the requests a handler is answering at once, and holds answers until enough are in flight.
+
+    ``handler = InFlight(until=4).wrap(handler)``: each request waits until ``until`` requests are in flight
+    together (then every one of them, and every later request, is answered at once) or until ``stall`` seconds
+    pass, a fixed time far beyond any scheduling delay. A client that sends one request at a time never fills
+    the gate: its first request waits the whole stall and ``stalled`` is set (the gate then stays open, so the
+    failure costs one stall, not one per request). Concurrency is thereby shown by the server, not by a
+    stopwatch, and a loaded machine cannot change the verdict. ``peak`` is the most requests ever in flight.
+    """
+
+    def __init__(self, until: int, stall: float = 30.0) -> None:
+        self.until = until
+        self.stall = stall
+        self.peak = 0
+        self.filled = threading.Event()
+        self.stalled = threading.Event()
+        self._in_flight = 0
+        self._lock = threading.Lock()
+
+    def wrap(self, handler: Handler) -> Handler:
+        def handle(conn: Conn, request: Request) -> Any:
+            with self._lock:
+                self._in_flight += 1
+                self.peak = max(self.peak, self._in_flight)
+                if self._in_flight >= self.until:
+                    self.filled.set()
+            try:
+                give_up = time.monotonic() + self.stall
+                while not self.filled.wait(0.05):
+                    if not conn.alive:
+                        return None
+                    if time.monotonic() > give_up:
+                        self.stalled.set()
+                        self.filled.set()  # open for good: one stall is enough to fail the test
+                return handler(conn, request)
+            finally:
+                with self._lock:
+                    self._in_flight -= 1
+
+        return handle

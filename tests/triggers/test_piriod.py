@@ -78,7 +78,9 @@ def test_deadline_gives_a_timeout_event(piriod_emulator):
         make(customer_id=signup["id"], target_status="active", poke_interval=0.2, deadline=time.time() + 0.7)
     )
     assert event["status"] == "timeout" and "status is 'pending'" in event["message"]
-    assert 0.6 < time.monotonic() - started < 3
+    # the customer stays pending for good: without the deadline the wait would never end; 10 s is far beyond
+    # the 0.7 s deadline plus one poke on any machine, and the wait cannot end before the deadline
+    assert 0.6 < time.monotonic() - started < 10
 
 
 def test_fail_status_gives_a_failed_event(piriod_emulator):
@@ -125,10 +127,10 @@ def test_filters_mode_waits_for_min_count_matching_customers(piriod_emulator):
 
 
 def test_the_event_loop_stays_free_while_waiting(piriod_emulator):
-    """No blocking call in run(): a ticker on the same loop keeps ticking during slow requests."""
-    piriod_emulator.set_latency(300)
+    """No blocking call in run(): a ticker on the same loop keeps ticking while requests stall for 2 s each."""
+    piriod_emulator.set_latency(2000)
     signup = piriod_emulator.create_customer(status="pending")
-    piriod_emulator.update_customer(signup["id"], status="active", after_requests=3)
+    piriod_emulator.update_customer(signup["id"], status="active", after_requests=2)
 
     async def scenario():
         gaps, last, stop = [], time.monotonic(), asyncio.Event()
@@ -149,4 +151,7 @@ def test_the_event_loop_stays_free_while_waiting(piriod_emulator):
 
     event, worst_gap = asyncio.run(scenario())
     assert event["status"] == "success"
-    assert worst_gap < 0.15  # each request takes 300 ms; a blocking client would freeze the ticker that long
+    assert len(piriod_emulator.requests()) >= 2  # it waited through a pending answer and an active one
+    # a blocking client would freeze the ticker for each whole 2 s request; a loaded machine delays a 10 ms
+    # tick by far less than a quarter of that
+    assert worst_gap < 0.5

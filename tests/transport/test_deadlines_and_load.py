@@ -2,8 +2,9 @@
 
 Hostile servers on loopback (:mod:`tests.hostile`): a proxy's ``CONNECT`` answer is inside
 the attempt's deadline; a deadline that passes late never shuts down a connection another thread took
-from the pool; decoding a big body neither blocks the triggerer's event loop nor runs outside the
-deadline; a ``Retry-After`` of zero (or in the past) is no hot loop; and the first failure of
+from the pool; decoding a big body does not block the triggerer's event loop, and what bounds the
+decoding is ``max_response_bytes`` and the retries (the deadline cannot cut CPU work short); a
+``Retry-After`` of zero (or in the past) is no hot loop; and the first failure of
 ``get_objects`` stops the requests still in flight. Every call runs under :func:`tests.hostile.bounded`.
 """
 
@@ -17,14 +18,20 @@ import pytest
 
 from airflow_provider_piriod.exceptions import PiriodError, PiriodNetworkError
 from airflow_provider_piriod.hooks.piriod import PiriodAsyncHook, PiriodHook
+from airflow_provider_piriod.protocol import PiriodDecodeError
 from tests.hostile import A, B, Conn, Request, bounded, connect
 
 pytestmark = [pytest.mark.timeout(60), pytest.mark.usefixtures("fast_retries", "no_environment_proxies")]
 
 #: how long a bounded call may run before the test calls it a hang
 HANG = 6.0
-#: one attempt with timeout=1 may overshoot by this much at most (scheduling on a busy machine)
-MARGIN = 0.4
+#: a hostile server stalls or trickles this long, far beyond any deadline below
+STALL = 30.0
+#: a call bounded by a deadline of a second or two ends within this, however loaded the machine; a call that
+#: waited the stall out does not
+WITHIN_STALL = STALL / 3
+#: a decode made to take this long, wherever it runs
+DECODE_STALL = 3.0
 
 
 def _decimal_bomb(size: int) -> bytes:
@@ -37,24 +44,30 @@ def _decimal_bomb(size: int) -> bytes:
 
 
 def test_an_https_proxy_trickling_its_connect_answer_is_bounded_by_the_deadline(hostile_server, monkeypatch):
-    """``HTTPS_PROXY`` from the environment answering ``CONNECT`` one header byte every 0.25 s: the tunnel is set
-    up inside the attempt's deadline, so one attempt with ``timeout=1`` ends in ``PiriodNetworkError`` in
-    about a second."""
+    """``HTTPS_PROXY`` from the environment answering ``CONNECT`` one header byte every 0.25 s for 30 s: the
+    tunnel is set up inside the attempt's deadline, so one attempt with ``timeout=1`` ends in
+    ``PiriodNetworkError`` long before the trickle does (a read timeout alone would wait all 30 s)."""
 
     def handle(conn: Conn, request: Request) -> None:
         if conn.send(b"HTTP/1.1 200 Connection established\r\nX-Slow: "):
-            conn.forever(b"a", 0.25, max_seconds=5)
+            conn.forever(b"a", 0.25, max_seconds=STALL)
 
     proxy = hostile_server(handle, name="proxy")
     monkeypatch.setenv("HTTPS_PROXY", proxy.url)
     connect(monkeypatch, "https://127.0.0.1:9", timeout=1, max_retries=0)
-    outcome = bounded(lambda: PiriodHook().get_customer("cus_A"), 10)
+    outcome = bounded(lambda: PiriodHook().get_customer("cus_A"), STALL + 10)
     assert [r.method for r in proxy.requests] == ["CONNECT"], "precondition: the request went through the proxy"
     outcome.raised(PiriodNetworkError)
-    assert outcome.elapsed <= 1 + MARGIN, f"one attempt with timeout=1 took {outcome.elapsed:.2f} s (proxy CONNECT)"
+    assert outcome.elapsed < WITHIN_STALL, (
+        f"one attempt with timeout=1 took {outcome.elapsed:.2f} s against a {STALL:g} s trickle (proxy CONNECT)"
+    )
 
 
 # ----------------------------------------------------------------------------- a late deadline and the pool
+
+
+#: the deadline of A and of B; A's answer comes this long into it; B's answer this long after B's request arrived
+LATE_TIMEOUT, LATE_A_DELAY, LATE_B_DELAY = 5.0, 2.0, 3.5
 
 
 def test_a_late_deadline_never_shuts_down_a_pooled_connection_another_thread_reuses(hostile_server, monkeypatch):
@@ -63,24 +76,26 @@ def test_a_late_deadline_never_shuts_down_a_pooled_connection_another_thread_reu
 
     To make the timing deterministic, ``BodyDecoder.finish`` (which runs after the connection went back) is
     wrapped, for A only, to wait until B's request reached the server on A's connection, then to sleep past
-    A's deadline. Nothing else is changed."""
+    A's deadline. Nothing else is changed. Every step has a second or more to spare: A is answered 2 s into
+    its 5 s deadline, B is answered 3.5 s after it arrived, so A's deadline passes in the middle of B's request
+    and B still ends about 1.5 s before its own."""
     from airflow_provider_piriod.transport import bodies
 
     b_request_arrived = threading.Event()
 
     def handle(conn: Conn, request: Request) -> None:
         if request.path == "/customers/cus_A/":
-            conn.sleep(0.3)
-            conn.respond(200, A)  # complete, keep-alive, well within A's 1.5 s deadline
+            conn.sleep(LATE_A_DELAY)
+            conn.respond(200, A)  # complete, keep-alive, well within A's deadline
         elif request.path == "/customers/cus_B/":
             b_request_arrived.set()
-            conn.sleep(1.2)  # well within B's own 1.5 s deadline
+            conn.sleep(LATE_B_DELAY)  # past A's deadline, well within B's own
             conn.respond(200, B)
         else:
             conn.respond(404, {"detail": "Not found."})
 
     server = hostile_server(handle)
-    connect(monkeypatch, server, timeout=1.5, max_retries=0)
+    connect(monkeypatch, server, timeout=LATE_TIMEOUT, max_retries=0)
     hook = PiriodHook()
     a_in_window = threading.Event()
     original_finish = bodies.BodyDecoder.finish
@@ -88,8 +103,8 @@ def test_a_late_deadline_never_shuts_down_a_pooled_connection_another_thread_reu
     def finish(self):
         if threading.current_thread().name == "attempt-A":
             a_in_window.set()
-            b_request_arrived.wait(3)
-            time.sleep(1.5)  # past A's deadline while A is still inside its attempt
+            b_request_arrived.wait(STALL)
+            time.sleep(LATE_TIMEOUT - LATE_A_DELAY + 1)  # past A's deadline while A is still inside its attempt
         return original_finish(self)
 
     monkeypatch.setattr(bodies.BodyDecoder, "finish", finish)
@@ -103,12 +118,12 @@ def test_a_late_deadline_never_shuts_down_a_pooled_connection_another_thread_reu
 
     ta = threading.Thread(target=run, args=("A", "cus_A"), name="attempt-A", daemon=True)
     ta.start()
-    assert a_in_window.wait(5)
+    assert a_in_window.wait(STALL)
     tb = threading.Thread(target=run, args=("B", "cus_B"), name="attempt-B", daemon=True)
     started_b = time.monotonic()
     tb.start()
-    tb.join(6)
-    ta.join(6)
+    tb.join(STALL)
+    ta.join(STALL)
     elapsed_b = time.monotonic() - started_b
     assert server.connections == 1, "precondition: B reused A's pooled connection"
     assert results.get("B") == "cus_B", f"B failed after {elapsed_b:.2f} s: {results.get('B')!r}"
@@ -212,11 +227,21 @@ def test_a_late_deadline_never_shuts_down_a_reused_connection_without_patching(h
 
 
 def test_a_big_json_body_does_not_block_the_event_loop(hostile_server, monkeypatch):
-    """4 MiB (a quarter of the default cap) of ``1e-400`` literals, which take seconds of CPU to decode: the
-    async hook decodes off the event loop, so the triggerer's loop never stalls for half a second."""
+    """4 MiB (a quarter of the default cap) of ``1e-400`` literals, which take seconds of CPU to decode, and a
+    decoder made to take 3 s more wherever it runs (how long the real decode takes depends on the machine): the
+    async hook decodes off the event loop, so the triggerer's loop never stalls for a third of that."""
+    from airflow_provider_piriod import jsoncodec
+
     body = _decimal_bomb(4 << 20)
     server = hostile_server(lambda conn, request: conn.respond(200, body))
-    connect(monkeypatch, server, timeout=1, max_retries=0)
+    connect(monkeypatch, server, timeout=STALL, max_retries=0)
+    decode = jsoncodec.loads
+
+    def slow_decode(data, *args, **kwargs):
+        time.sleep(DECODE_STALL)  # blocks the thread it runs in, as a decode does; on the loop, the loop
+        return decode(data, *args, **kwargs)
+
+    monkeypatch.setattr(jsoncodec, "loads", slow_decode)
 
     async def run():
         stalls = []
@@ -231,18 +256,17 @@ def test_a_big_json_body_does_not_block_the_event_loop(hostile_server, monkeypat
 
         tick = asyncio.create_task(ticker())
         started = time.monotonic()
-        try:
-            async with PiriodAsyncHook() as hook:
-                await hook.get_customer_json("cus_A")
-        except PiriodError:
-            pass  # either outcome is fine: the loop must stay free meanwhile
+        async with PiriodAsyncHook() as hook:
+            customer = await hook.get_customer_json("cus_A")
         elapsed = time.monotonic() - started
         await asyncio.sleep(0.05)  # let the ticker record the gap
         tick.cancel()
-        return max(stalls, default=0), elapsed
+        return max(stalls, default=0), elapsed, customer["id"]
 
-    stall, elapsed = bounded(lambda: asyncio.run(run()), 30).ok()
-    assert stall < 0.5, f"the event loop was blocked for {stall:.2f} s (call took {elapsed:.2f} s with timeout=1)"
+    stall, elapsed, got = bounded(lambda: asyncio.run(run()), 2 * STALL).ok()
+    assert got == "cus_A"
+    assert elapsed >= DECODE_STALL, "precondition: the decoder ran"
+    assert stall < DECODE_STALL / 3, f"the event loop was blocked for {stall:.2f} s (the call took {elapsed:.2f} s)"
 
 
 def test_a_body_over_the_size_cap_is_refused_before_any_decode_and_never_retried(hostile_server, monkeypatch):
@@ -255,6 +279,29 @@ def test_a_body_over_the_size_cap_is_refused_before_any_decode_and_never_retried
     error = bounded(lambda: PiriodHook().get_customer("cus_A"), 20).raised(PiriodError)
     assert "max_response_bytes" in str(error)
     assert len(server.requests) == 1
+
+
+@pytest.mark.parametrize(
+    ("tail", "requests"),
+    [
+        (b", NaN]}", 1),  # a JSON text the codec refuses at its very end (NaN is not JSON): not retried ...
+        (b"]} junk", 4),  # ... or not JSON at all (a truncated or mangled body): a PiriodDecodeError, retried
+    ],
+    ids=["refused-json", "not-json"],
+)
+def test_decoding_work_is_bounded_by_the_size_cap_and_the_retries(hostile_server, monkeypatch, tail, requests):
+    """The known limit, stated: a decode that has begun runs to its end, past the attempt's deadline if it must
+    (CPU work, not a wait the deadline can cut). What bounds it is ``max_response_bytes`` per attempt and the
+    retries: a body the codec refuses is a deterministic refusal, never retried; a body that is not JSON is
+    retried (``PiriodDecodeError`` is transient) at most ``max_retries`` times. 512 KiB of ``1e-400``
+    literals (the codec's slow path) under a 1 MiB cap, ``max_retries=3``, and what ends the body decides;
+    the number of requests says how many decodes ran, whatever the machine's speed."""
+    body = _decimal_bomb(512 << 10)[:-2] + tail
+    server = hostile_server(lambda conn, request: conn.respond(200, body))
+    connect(monkeypatch, server, timeout=STALL, max_retries=3, max_response_bytes=1 << 20)
+    error = bounded(lambda: PiriodHook().get_customer("cus_A"), 2 * STALL).raised(PiriodError)
+    assert isinstance(error, PiriodDecodeError) is (requests > 1), f"{error!r:.300}"
+    assert len(server.requests) == requests, f"{len(server.requests)} requests for {error!r:.300}"
 
 
 # ----------------------------------------------------------------------------- load: 429s and many ids
@@ -284,7 +331,7 @@ def test_a_retry_after_of_zero_or_in_the_past_is_not_a_hot_loop(hostile_server, 
 def test_get_objects_stops_in_flight_requests_at_the_first_failure(hostile_server, monkeypatch):
     """cus_0 answers 401 after 0.05 s; the 7 other ids in flight get 429 (``Retry-After: 0.2``) forever. The
     first failure stops the requests waiting to retry and surfaces at once, not when they give up after
-    ``rate_limit_wait`` (3 s here, 600 s by default)."""
+    ``rate_limit_wait`` (30 s here, 600 s by default): within a third of it, however loaded the machine."""
     failed_at: list[float] = []
 
     def handle(conn: Conn, request: Request) -> None:
@@ -296,12 +343,12 @@ def test_get_objects_stops_in_flight_requests_at_the_first_failure(hostile_serve
             conn.respond(429, {"detail": "slow"}, [("Retry-After", "0.2")])
 
     server = hostile_server(handle)
-    connect(monkeypatch, server, timeout=1, max_retries=0, rate_limit_wait=3)
+    connect(monkeypatch, server, timeout=1, max_retries=0, rate_limit_wait=STALL)
     ids = [f"cus_{i}" for i in range(8)]
-    outcome = bounded(lambda: PiriodHook().get_customers(ids, max_workers=8), 15)
+    outcome = bounded(lambda: PiriodHook().get_customers(ids, max_workers=8), STALL + 10)
     outcome.raised(PiriodError)
     after = sum(1 for r in server.requests if failed_at and r.received_at > failed_at[0])
-    assert outcome.elapsed < 1.0, (
+    assert outcome.elapsed < WITHIN_STALL, (
         f"the 401 of cus_0 (after 0.05 s) surfaced after {outcome.elapsed:.2f} s as {type(outcome.error).__name__}; "
         f"{after} requests were sent after it"
     )

@@ -19,8 +19,11 @@ time, those that the objects of earlier runs would have caused are not.
     D. DAG parse cost: 50 PiriodCustomerOperator tasks vs 50 EmptyOperator tasks.
     E. a rate-limited Piriod (token bucket, 429 + Retry-After): N ids with 32 workers vs N/R, and the
        WARNING lines the hook logged.
+    F. A and B at 16 workers at 0 ms, the latency above and 100 ms: the ideal client, the package at a
+       baseline commit (before) and this tree's (after), in turns on one emulator (see versions.py).
 
-    .venv/bin/python benchmarks/run.py [--n 1000] [--latency-ms 20] [--rate 200] [--only ABCDE]
+    .venv/bin/python benchmarks/run.py [--n 1000] [--latency-ms 20] [--rate 200] [--only ABCDEF]
+                                       [--baseline 61d1b5b] [--versus-ms 0,20,100]
 """
 
 from __future__ import annotations
@@ -52,6 +55,7 @@ os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 import requests
 
 from airflow_provider_piriod.testing import PiriodEmulator
+from versions import BASELINE, section_versions
 
 LIVE_SHARE = 0.9  # the emulator makes about 10 % of its customers test-mode records
 
@@ -384,9 +388,14 @@ def main() -> None:
     parser.add_argument("--list-n", type=int, default=10_000, help="customers for B")
     parser.add_argument("--latency-ms", type=float, default=20.0)
     parser.add_argument("--rate", type=float, default=200.0, help="requests per second allowed in E")
-    parser.add_argument("--only", default="ABCDE", help="the scenarios to run, e.g. BE")
+    parser.add_argument("--only", default="ABCDEF", help="the scenarios to run, e.g. BE")
+    parser.add_argument(
+        "--baseline", default=BASELINE, help="the commit whose package is the before column of F (default %(default)s)"
+    )
+    parser.add_argument("--versus-ms", help="the latencies of F in ms, comma-separated (default 0, --latency-ms, 100)")
     args = parser.parse_args()
     latency = args.latency_ms / 1000
+    versus = [float(ms) for ms in args.versus_ms.split(",")] if args.versus_ms else [0.0, args.latency_ms, 100.0]
     print(
         f"airflow-provider-piriod benchmarks, {date.today()}, {os.cpu_count()} cores, "
         f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB, "
@@ -399,6 +408,14 @@ def main() -> None:
         "C": section_c,
         "D": section_d,
         "E": lambda: section_e(args.n, args.rate, latency),
+        "F": lambda: section_versions(
+            args.n,
+            sorted(set(versus), key=versus.index),
+            args.baseline,
+            customers=generated_for(max(args.n, args.list_n)),
+            ideal_by_id=ideal_by_id,
+            ideal_list_read=ideal_list_read,
+        ),
     }
     for name, run in sections.items():
         if name in args.only.upper():

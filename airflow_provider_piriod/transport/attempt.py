@@ -22,6 +22,7 @@ import re
 import socket
 import threading
 import time
+import weakref
 from contextlib import suppress
 from typing import Any
 
@@ -58,10 +59,16 @@ class Attempt:
         """Shut down the sockets this attempt still owns; True if one is still being connected (look again)."""
         with _LOCK:
             self.expired = True
-            owned = [c for c in self.connections if c.attempt is self]
+            owned = [c for c in self.connections if c.attempt is self and not _answered(c)]
             for connection in owned:
                 _shut(connection.sock)
             return any(connection.sock is None for connection in owned)
+
+
+def _answered(connection: Any) -> bool:
+    """The answer read on ``connection`` is whole: it may be back in the pool, taken by another attempt."""
+    answer = connection.answer() if connection.answer is not None else None
+    return connection.answer is not None and (answer is None or answer.isclosed())
 
 
 def _shut(sock: Any) -> None:
@@ -167,16 +174,41 @@ class _HeadLines:
         return getattr(self.raw, name)
 
 
+# RFC 9112 7.1: chunk-size = 1*HEXDIG, then optional extensions (their content is not looked at)
+_CHUNK_SIZE_LINE = re.compile(rb"[0-9A-Fa-f]+[ \t]*(;[^\r\n]*)?\r?\n")
+
+
+class _ChunkLines(_HeadLines):
+    """Refuses a chunk-size line http.client's ``int(line, 16)`` would read but a strict peer would not
+    (``0x20``, ``+20``, ``2_0``, `` 20``): the same bytes framed two ways is how requests get smuggled."""
+
+    def __init__(self, raw: Any) -> None:
+        super().__init__(raw)
+        self.trailer = False  # after the last chunk come trailer fields, not sizes
+
+    def readline(self, limit: int = -1) -> bytes:
+        line = self.raw.readline(limit)
+        if not self.trailer:
+            if not _CHUNK_SIZE_LINE.fullmatch(line):
+                raise http.client.HTTPException("an answer with a chunk size that is not hexadecimal digits")
+            self.trailer = int(line.split(b";", 1)[0], 16) == 0
+        return line
+
+
 def _line_problem(lines: list[bytes]) -> str | None:
     """What is wrong with a header block, if anything; the status lines are http.client's to check."""
+    field_before = False  # a folded line continues the field before it: the first line of a block cannot fold
     for raw in lines:
         line = raw.rstrip(b"\r\n")
         if not line or line.startswith(b"HTTP/"):
+            field_before = False
             continue
         if b"\r" in line or b"\0" in line:  # RFC 9110 5.5: a bare CR could hide the next field inside this one
             return "an answer with a CR or NUL inside a header line"
-        if line[:1] not in (b" ", b"\t") and not _FIELD_LINE.match(line):  # a folded line continues the last one
+        folded = line[:1] in (b" ", b"\t")
+        if (folded and not field_before) or (not folded and not _FIELD_LINE.match(line)):
             return "an answer with a header line that is not 'name: value'"  # no echo: it may hold the token
+        field_before = True
     return None
 
 
@@ -212,11 +244,15 @@ class CheckedResponse(http.client.HTTPResponse):
         codings = ", ".join(self.headers.get_all("Transfer-Encoding") or [])
         if problem is None and codings and codings.strip().lower() != "chunked":
             problem = "an answer with a transfer coding other than chunked"
+        if problem is None and codings and self.headers.get_all("Content-Length"):
+            problem = "an answer framed both by chunks and by a Content-Length"  # RFC 9112 6.3: an error
         if problem is not None:
             raise http.client.HTTPException(problem)
         lengths = ", ".join(self.headers.get_all("Content-Length") or [])
         if self.length is None and not self.chunked and lengths and self.status >= 200:
             self.length = repeated_length(lengths)  # http.client's int() cannot read "40, 40"
+        if self.chunked:
+            self.fp = _ChunkLines(self.fp)
         if self.status < 200 or (self.status in (204, 304) and (codings or repeated_length(lengths or "0") != 0)):
             self.will_close = True
 
@@ -225,6 +261,8 @@ class _Watched:
     """A connection that works for the attempt running on its thread, and reads answers as CheckedResponse."""
 
     attempt: Attempt | None = None
+    #: the answer being read on it; once it is whole (or gone), the attempt lets go of the connection
+    answer: weakref.ref[Any] | None = None
     sock: Any
 
     def connect(self) -> None:
@@ -233,10 +271,16 @@ class _Watched:
         _join_current(self)  # its socket shut at once if the deadline passed meanwhile
 
     def request(self, *args: Any, **kwargs: Any) -> None:
+        self.answer = None
         attempt = _join_current(self)  # a reused connection's socket, for this attempt
         super().request(*args, **kwargs)  # type: ignore[misc]
         if attempt is not None:
             attempt.sent = True
+
+    def getresponse(self) -> Any:
+        answer = super().getresponse()  # type: ignore[misc]
+        self.answer = weakref.ref(answer)  # not the answer itself: a connection must not keep its socket's reader
+        return answer
 
 
 class WatchedConnection(_Watched, HTTPConnection):

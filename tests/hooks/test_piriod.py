@@ -349,21 +349,26 @@ def test_retry_after_is_capped(hook, piriod_emulator, monkeypatch):
 
 
 def test_one_429_pauses_every_worker_of_the_hook(monkeypatch, fast_retries):
-    """The first request gets a 429 with ``Retry-After: 4``; the answers to the requests other workers had in
-    flight meanwhile are held until 1 s after the 429 left the server. Those workers are then free, yet none may
+    """The first request gets a 429 with ``Retry-After: 4``, once another worker's request has arrived (so some
+    are in flight however slow the machine); the answers to the requests other workers had in flight meanwhile
+    are held until 1 s after the 429 left the server. Those workers are then free, yet none may
     send anything before the 4 s pause is over: no request arrives between 1 s and 4 s after the 429 (without
     the shared pause they would come at once). A worker cannot send again before it has its answer, so no
     scheduling delay can make a request arrive early; a delay can only make it later."""
     pause, hold = 4.0, 1.0
-    lock, told = threading.Lock(), threading.Event()
+    lock, told, another = threading.Lock(), threading.Event(), threading.Event()
     told_at: list[float] = []
+    arrived: list[object] = []
 
     def handle(conn, request):
         with lock:
-            first = not told_at
-            if first:
-                told_at.append(time.monotonic())  # before it is sent: the client cannot read it any earlier
-        if first:
+            arrived.append(request)
+            first = len(arrived) == 1
+        if not first:
+            another.set()
+        else:
+            another.wait(30)  # another worker's request is in flight, whatever the machine's speed
+            told_at.append(time.monotonic())  # before it is sent: the client cannot read it any earlier
             conn.respond(429, {"detail": "Request was throttled."}, [("Retry-After", f"{pause:g}")])
             told.set()
             return

@@ -71,7 +71,19 @@ class PiriodResponseError(PiriodError):
 
 
 class PiriodNetworkError(PiriodError):
-    """No usable answer arrived: connection refused or dropped, or the request deadline passed."""
+    """No usable answer arrived: connection refused or dropped, or the request deadline passed.
+
+    ``request_sent`` says whether the whole request had left: if it had, Piriod may have acted on it.
+    """
+
+    def __init__(self, message: str, *, request_sent: bool = False, **kwargs) -> None:
+        super().__init__(message, **kwargs)
+        self.request_sent = request_sent
+
+
+class PiriodAmbiguousWriteError(PiriodError):
+    """A create or an action left whole but no usable answer came back (lost, late, or a 5xx): it may have
+    taken effect. It is never resent blindly; the hook looks the object up to decide."""
 
 
 class PiriodInputError(PiriodError, ValueError):

@@ -303,9 +303,12 @@ def _causes(exc: BaseException) -> Iterable[BaseException]:
         todo.extend(item for item in inner if isinstance(item, BaseException))
 
 
-def deadline_error(method: str, path: str, timeout: float, status: int | None = None) -> PiriodNetworkError:
+def deadline_error(
+    method: str, path: str, timeout: float, status: int | None = None, *, request_sent: bool = False
+) -> PiriodNetworkError:
     return PiriodNetworkError(
         f"Piriod {method} {path}: answer not complete within the {timeout:g} s deadline",
+        request_sent=request_sent,
         status_code=status,
         method=method,
         path=path,

@@ -23,8 +23,10 @@ import urllib3
 
 from airflow_provider_piriod.connection import PiriodSettings
 from airflow_provider_piriod.exceptions import (
+    PiriodAmbiguousWriteError,
     PiriodConnectionSetupError,
     PiriodError,
+    PiriodNetworkError,
     PiriodNotFoundError,
     PiriodRateLimitError,
 )
@@ -131,6 +133,16 @@ class PiriodTransport:
         with self._calling(path) as call:
             return self._request_json(self._url(path), call, params)
 
+    def write(self, method: str, path: str, body: bytes | None, what: str) -> Any:
+        """One write through the same funnel; its JSON answer, or None for an empty 2xx (a DELETE's 204).
+
+        PATCH, PUT and DELETE set a state and are retried like reads. A POST (a create, an action) is retried
+        only if it never left whole or was refused (429); one that left and got no usable answer raises
+        :class:`PiriodAmbiguousWriteError` at once, since resending it could do it twice.
+        """
+        with self._calling(what) as call:
+            return self._request_json(self._url(path), call, method=method, body=body)
+
     # ------------------------------------------------------------------ the page walker
 
     def _walk(self, resource: Resource, params: dict[str, str], workers: int, call: Call) -> Iterator[dict[str, Any]]:
@@ -200,16 +212,24 @@ class PiriodTransport:
     def _url(self, path: str) -> str:
         return f"{self.settings.base_url}{path}"
 
-    def _request_json(self, url: str, call: Call, params: Mapping[str, str] | None = None) -> Any:
+    def _request_json(
+        self,
+        url: str,
+        call: Call,
+        params: Mapping[str, str] | None = None,
+        *,
+        method: str = "GET",
+        body: bytes | None = None,
+    ) -> Any:
         """The one request funnel: throttle, one attempt at a time, and what to do after a failure."""
         failures = throttles = 0
         while True:
             round_ = self.throttle.acquire()
             try:
                 if call.stopped.is_set():  # another request of this call failed while this one waited its turn
-                    raise PiriodError(f"Piriod GET {urlsplit(url).path}: not sent, the call already failed")
+                    raise PiriodError(f"Piriod {method} {urlsplit(url).path}: not sent, the call already failed")
                 call.sending()
-                result = self._send(url, params)
+                result = self._send_once(url, params, method, body)
             except (*TRANSIENT_ERRORS, PiriodConnectionSetupError) as exc:
                 scrub(exc, self.settings.token)  # it is about to be logged
                 throttled = isinstance(exc, PiriodRateLimitError)
@@ -232,29 +252,55 @@ class PiriodTransport:
                 call.succeeded()
                 return result
 
-    def _send(self, url: str, params: Mapping[str, str] | None) -> Any:
+    def _send_once(self, url: str, params: Mapping[str, str] | None, method: str, body: bytes | None) -> Any:
+        """:meth:`_send`, with a POST that may have taken effect turned into :class:`PiriodAmbiguousWriteError`."""
+        try:
+            return self._send(url, params, method, body)
+        except PiriodError as exc:
+            if method != "POST" or not may_have_acted(exc):
+                raise
+            scrub(exc, self.settings.token)
+            failure = PiriodAmbiguousWriteError(
+                f"{exc}; the request had left, so Piriod may have acted on it: not sent again",
+                status_code=exc.status_code,
+                detail=exc.detail,
+                method=method,
+                path=urlsplit(url).path,
+            )
+        raise failure  # outside the except block: the cause, already in the message, is not chained
+
+    def _send(self, url: str, params: Mapping[str, str] | None, method: str, payload: bytes | None) -> Any:
         """One attempt, bounded as a whole by the deadline: connect, send, status, headers, body, decode."""
-        method, path = "GET", urlsplit(url).path
+        path = urlsplit(url).path
         timeout, secrets = self.settings.timeout, self.settings.token
+        headers = {} if payload is None else {"Content-Type": "application/json"}
+        failure: PiriodError | None = None
         with attempt_deadline(time.monotonic() + timeout) as attempt:
             try:
-                answer = self._route.open(method, _with_query(url, params), None, {}, timeout)
+                answer = self._route.open(method, _with_query(url, params), payload, headers, timeout)
                 try:
                     body = self._read_body(answer, method, path, attempt.deadline)
                 finally:
                     _finish(answer)
             except PiriodError:
-                if attempt.expired:
-                    raise deadline_error(method, path, timeout) from None
-                raise
+                if not attempt.expired:
+                    raise
+                failure = deadline_error(method, path, timeout)
             except _CLIENT_ERRORS as exc:
                 if attempt.expired:
-                    raise deadline_error(method, path, timeout) from None
-                raise network_error(
-                    method, path, exc, secrets, base_url=self.settings.base_url, conn_id=self.settings.conn_id
-                ) from None
+                    failure = deadline_error(method, path, timeout)
+                else:
+                    failure = network_error(
+                        method, path, exc, secrets, base_url=self.settings.base_url, conn_id=self.settings.conn_id
+                    )
+            if failure is not None:
+                # raised here, outside the except block: the client's own exception (which may quote what the
+                # server sent, an echoed token too) is not kept as its __context__
+                raise sent_or_not(failure, attempt.sent)
             if attempt.expired:  # the watchdog cut the body short
-                raise deadline_error(method, path, timeout, answer.status)
+                raise deadline_error(method, path, timeout, answer.status, request_sent=True)
+        if not body and method != "GET" and 200 <= answer.status < 300:
+            return None  # a DELETE's 204
         return answer_json(method, path, answer.status, answer.reason or "", body, answer.headers, secrets)
 
     def _read_body(self, answer: Any, method: str, path: str, deadline: float) -> bytes:
@@ -271,6 +317,24 @@ class PiriodTransport:
 
     def _calling(self, what: str) -> AbstractContextManager[Call]:
         return one_call(self.settings, self.log, what, self._retry_delay, self.tally)
+
+
+def sent_or_not(error: PiriodError, sent: bool) -> PiriodError:
+    """``error`` marked with whether the whole request had left when its attempt failed."""
+    network = error.as_network_error if isinstance(error, PiriodConnectionSetupError) else error
+    if isinstance(network, PiriodNetworkError):
+        network.request_sent = sent
+    return error
+
+
+def may_have_acted(exc: PiriodError) -> bool:
+    """Whether Piriod may have carried out a request that failed this way: it left, and no refusal came back."""
+    if isinstance(exc, PiriodNetworkError):
+        return exc.request_sent
+    if isinstance(exc, PiriodConnectionSetupError):
+        return False  # nothing reached Piriod
+    status = exc.status_code  # a 5xx, or a 2xx/3xx whose body could not be used; a 4xx is a refusal
+    return status is None or not 400 <= status < 500
 
 
 def _finish(answer: Any) -> None:

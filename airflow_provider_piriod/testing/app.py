@@ -8,8 +8,10 @@ API (Piriod semantics, see the project README), for each of customers, contacts,
 payments, subscriptions, creditnotes, plans, products and payment-receipts:
     GET /{resource}/              page/page_size, filters, ordering, search
     GET /{resource}/{id}/         one object
-Any other path answers 404 ``{"detail": "Not found."}``. The control API is described in
-:mod:`airflow_provider_piriod.testing.control`.
+    and the writes of :mod:`airflow_provider_piriod.testing.writes` (POST, PATCH, PUT, DELETE, actions)
+Any other path answers 404 ``{"detail": "Not found."}``; a method a path does not take, 405. Writes pass
+through the same request log, faults, rate limit and authentication as reads. The control API is
+described in :mod:`airflow_provider_piriod.testing.control`.
 """
 
 from __future__ import annotations
@@ -22,18 +24,22 @@ from urllib.parse import parse_qsl, quote, unquote, urlencode
 
 from airflow_provider_piriod.testing.control import CONTROL_PREFIX, control
 from airflow_provider_piriod.testing.faults import (
+    COMMIT_KINDS,
     FAULT_KINDS,
     REPLACING_KINDS,
     DropConnection,
     Fault,
     fault_response,
+    hang_up,
     rewrite,
     send_dropped,
+    send_late,
     send_slowly,
 )
 from airflow_provider_piriod.testing.responses import Response, json_response, not_found, read_body, send_response
 from airflow_provider_piriod.testing.state import EmulatorState, PendingChange, TokenBucket
 from airflow_provider_piriod.testing.store import Collection, InvalidFilter
+from airflow_provider_piriod.testing.writes import allowed_methods, write
 
 __all__ = [
     "CONTROL_PREFIX",
@@ -76,6 +82,8 @@ class EmulatorApp:
     async def _api(self, scope: dict, receive: Callable, send: Callable) -> None:
         """One API request: count it, log it, wait the latency, then a fault, a 429 or the real answer."""
         state = self.state
+        method = scope["method"]
+        body = await read_body(receive)
         state.request_count += 1
         number = state.request_count
         state.apply_due_changes(number)
@@ -83,11 +91,12 @@ class EmulatorApp:
         path = raw_path.decode("latin-1")
         query = scope.get("query_string", b"").decode("latin-1")
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        entry = _log_entry(number, scope["method"], path, query, headers, state.token)
+        entry = _log_entry(number, method, path, query, headers, state.token)
+        entry["body"] = body.decode("utf-8", "replace")
         state.requests.append(entry)
         if state.latency:
             await asyncio.sleep(state.latency)
-        fault = state.take_fault(number, path, query)
+        fault = state.take_fault(number, path, query, method)
         wait = state.bucket.take() if state.bucket and not fault else 0.0
         if wait:
             fault = Fault("status", status=429, retry_after=f"{max(wait, 0.001):.3f}")
@@ -95,19 +104,29 @@ class EmulatorApp:
         if fault and fault.kind in REPLACING_KINDS:
             response = fault_response(fault, path, query)
         else:
-            response = self._handle(scope["method"], path, query, headers)
-            if fault:
+            response = self._handle(method, path, query, headers, body)
+            if fault and fault.kind in COMMIT_KINDS:
+                entry["served"] = response.status  # what the request did before its answer was lost
+                if fault.kind == "commit_then_status":
+                    response = fault_response(fault, path, query)
+            elif fault:
                 response = rewrite(fault, response, path, query, headers.get("host", ""))
         entry["status"] = response.status
-        if fault and fault.kind == "drop":
+        kind = fault.kind if fault else None
+        if kind == "drop":
             await send_dropped(send, response)
-        elif fault and fault.kind == "slow_body":
+        elif fault and kind == "slow_body":
             await send_slowly(send, receive, response, fault)
+        elif kind == "commit_then_drop":
+            entry["status"] = None  # no answer was sent
+            await hang_up(send, receive)
+        elif fault and kind == "commit_then_slow":
+            await send_late(send, receive, response, fault)
         else:
             await send_response(send, response)
 
-    def _handle(self, method: str, raw_path: str, query: str, headers: dict[str, str]) -> Response:
-        """Route like Django REST Framework: unknown paths 404 before authentication is looked at."""
+    def _handle(self, method: str, raw_path: str, query: str, headers: dict[str, str], body: bytes = b"") -> Response:
+        """Route like Django REST Framework: unknown paths 404 before authentication, then 401/403, then 405."""
         segments = raw_path.split("/")
         resource = segments[1] if len(segments) > 1 else ""
         if resource not in self.state.collections:
@@ -115,13 +134,18 @@ class EmulatorApp:
         if not raw_path.endswith("/"):
             location = f"http://{headers.get('host', '')}{raw_path}/" + (f"?{query}" if query else "")
             return json_response(301, {}, [("Location", location)])
-        if method != "GET":
-            return json_response(405, {"detail": f'Method "{method}" not allowed.'})
         denied = _authenticate(headers, self.state)
         if denied:
             return denied
+        methods = allowed_methods(resource, segments)
+        if not methods:
+            return not_found()
+        if method not in methods:
+            return json_response(405, {"detail": f'Method "{method}" not allowed.'}, [("Allow", ", ".join(methods))])
         workspace = headers["x-simple-workspace"].strip()
         test_mode = headers.get("x-piriod-test-mode", "false").strip().lower() in ("true", "1")
+        if method != "GET":
+            return write(self.state, method, resource, segments, body, workspace, test_mode)
         collection = self.state.collection(resource)
         if len(segments) == 3:  # /{resource}/
             return _list(collection, resource, workspace, test_mode, query, headers)

@@ -4,8 +4,9 @@
     GET    /__emulator__/counts              records per resource: {"invoices": {"live": n, "test_mode": m}, ...}
     GET    /__emulator__/requests            request log;  DELETE clears it
     POST   /__emulator__/faults              add a fault;  DELETE clears them; GET lists them
+                                             {"kind": "commit_then_drop", "method": "POST", "path": "/invoices/"}
     POST   /__emulator__/{resource}          create an object now, or later with after_seconds / after_requests
-    GET    /__emulator__/{resource}          every record as stored, ?test_mode=true for test data
+    GET    /__emulator__/{resource}          every record as stored, ?test_mode=true for test data, =any for both
     GET    /__emulator__/{resource}/{id}     one record
     PATCH  /__emulator__/{resource}/{id}     change fields now, or later with after_seconds / after_requests
     PUT    /__emulator__/latency             {"ms": 20}
@@ -49,7 +50,8 @@ def control(state: EmulatorState, method: str, path: str, query: bytes, body: by
         if resource in RESOURCES:
             if not isinstance(payload, dict):
                 return json_response(400, {"detail": "control body must be a JSON object of fields"})
-            test_mode = dict(parse_qsl(query.decode())).get("test_mode", "false") == "true"
+            mode = dict(parse_qsl(query.decode())).get("test_mode", "false")
+            test_mode = None if mode == "any" else mode == "true"
             return _records_route(state, method, resource, unquote(object_id), payload, test_mode)
         return _settings_route(state, method, route, payload)
     except (TypeError, ValueError, KeyError) as exc:
@@ -100,7 +102,7 @@ def _settings_route(state: EmulatorState, method: str, route: str, payload: Any)
 
 
 def _records_route(
-    state: EmulatorState, method: str, resource: str, object_id: str, payload: dict[str, Any], test_mode: bool
+    state: EmulatorState, method: str, resource: str, object_id: str, payload: dict[str, Any], test_mode: bool | None
 ) -> Response:
     """Create, read and change the objects of one resource."""
     if not object_id:

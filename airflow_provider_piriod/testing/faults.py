@@ -8,6 +8,7 @@ any API path; list-page kinds change a real list page of whichever resource was 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,8 +29,13 @@ FAULT_KINDS = (
     "next_scheme",  # list page whose `next` flips http <-> https
     "next_loop",  # list page whose `next` points back at the same page
     "redirect",  # 302 to the same path on another host (`host`, default elsewhere.invalid)
+    "commit_then_drop",  # perform the request (a write is stored), then close the connection without a byte
+    "commit_then_status",  # perform it, then answer `status` (default 502, an HTML body like `status`)
+    "commit_then_slow",  # perform it, then hold the whole answer back `seconds` before sending it
 )
 REPLACING_KINDS = ("status", "invalid_json", "non_object", "redirect")  # answered without serving the request
+COMMIT_KINDS = ("commit_then_drop", "commit_then_status", "commit_then_slow")  # served first, answer lost after
+DEFAULT_STATUS = {"commit_then_status": 502}  # a status fault's default is 503
 PAGE_KINDS = ("missing_results", "next_host", "next_scheme", "next_loop")
 HTTP_TITLES = {500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Timeout"}
 
@@ -44,6 +50,7 @@ class Fault:
     path: str | None = None  # exact path, or a prefix when it ends with "*"
     query: str | None = None  # parameters the request must carry, e.g. "page=3"
     nth: int | None = None  # the Nth API request since start or reset (1-based)
+    method: str | None = None  # only requests with this HTTP method (e.g. "POST"); None = any method
     times: int | None = 1  # how many requests it hits; None = every matching one
     status: int = 503
     retry_after: str | None = None  # Retry-After header value for status faults
@@ -54,8 +61,10 @@ class Fault:
     id: int = 0
     hits: int = 0
 
-    def matches(self, number: int, path: str, query: str = "") -> bool:
+    def matches(self, number: int, path: str, query: str = "", method: str | None = None) -> bool:
         if self.times is not None and self.hits >= self.times:
+            return False
+        if self.method is not None and method is not None and self.method.upper() != method.upper():
             return False
         if self.nth is not None and number != self.nth:
             return False
@@ -70,7 +79,7 @@ class Fault:
 
 def fault_response(fault: Fault, path: str, query: str) -> Response:
     """The answer of a fault that replaces the real one (see :data:`REPLACING_KINDS`)."""
-    if fault.kind == "status":
+    if fault.kind in ("status", "commit_then_status"):
         extra = [("Retry-After", fault.retry_after)] if fault.retry_after is not None else []
         if fault.body is not None:
             return Response(fault.status, fault.body.encode(), extra, "text/plain")
@@ -136,3 +145,29 @@ async def send_slowly(send: Callable, receive: Callable, response: Response, fau
 async def _wait_disconnect(receive: Callable) -> None:
     while (await receive())["type"] != "http.disconnect":
         pass
+
+
+async def hang_up(send: Callable, receive: Callable) -> None:
+    """Close the connection without a byte of the answer (the request itself was served: a lost answer).
+
+    uvicorn hands the app its per-request ``send``; the transport behind it is closed directly, since
+    raising from the app would make uvicorn answer 500 instead of nothing.
+    """
+    transport = getattr(getattr(send, "__self__", None), "transport", None)
+    if transport is None:
+        raise DropConnection("no transport to close")
+    transport.close()
+    with contextlib.suppress(asyncio.TimeoutError):
+        await asyncio.wait_for(_wait_disconnect(receive), 5)
+
+
+async def send_late(send: Callable, receive: Callable, response: Response, fault: Fault) -> None:
+    """Hold the whole answer back ``fault.seconds``, then send it; nothing is sent when the client left first."""
+    gone = asyncio.ensure_future(_wait_disconnect(receive))
+    try:
+        await asyncio.wait({gone}, timeout=fault.seconds)
+        if not gone.done():
+            await send(start_message(response, len(response.body)))
+            await send({"type": "http.response.body", "body": response.body})
+    finally:
+        gone.cancel()

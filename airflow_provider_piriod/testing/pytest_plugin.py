@@ -117,6 +117,8 @@ def piriod_emulator(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPa
     payment-receipts. Its methods drive any of them: ``records(resource)``, ``record(resource, id)``,
     ``create(resource, fields, after_seconds=..., after_requests=...)`` and ``update(resource, id, fields,
     after_seconds=..., after_requests=...)``, besides the customer helpers, faults and the request log.
+    The API takes writes too; ``objects(resource)`` gives back everything stored (writes included) and
+    ``count_requests("POST", "/invoices/")`` counts the requests of one method and path.
     Options through ``@pytest.mark.piriod_emulator(customers=..., seed=..., latency_ms=..., products=...,
     invoices_per_customer=..., conn_id=...)``; ``conn_id`` names the connection to set (for DAGs that
     use another id than ``piriod_default``).

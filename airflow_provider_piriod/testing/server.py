@@ -278,6 +278,14 @@ class PiriodEmulator:
         """Every object of ``resource`` in the workspace as the API shows it, in creation order, money as Decimal."""
         return self._exact_control("GET", resource, test_mode="true" if test_mode else "false")
 
+    def objects(self, resource: str, *, test_mode: bool | None = None) -> list[dict[str, Any]]:
+        """
+        Every stored object of ``resource`` in the workspace, live and test mode (or only one mode), in
+        creation order: seeded ones and those created by API writes or the control API. Money as Decimal.
+        """
+        mode = "any" if test_mode is None else "true" if test_mode else "false"
+        return self._exact_control("GET", resource, test_mode=mode)
+
     def record(self, resource: str, object_id: str | int) -> dict[str, Any]:
         """One object of ``resource`` (ids may be integers, as credit notes' are), money as Decimal."""
         return self._exact_control("GET", f"{resource}/{quote(str(object_id), safe='')}")
@@ -337,7 +345,11 @@ class PiriodEmulator:
         return loads(response.content)
 
     def add_fault(self, kind: str, **spec: Any) -> dict[str, Any]:
-        """Inject a fault (see ``FAULT_KINDS`` in :mod:`airflow_provider_piriod.testing.app`)."""
+        """
+        Inject a fault (see ``FAULT_KINDS`` in :mod:`airflow_provider_piriod.testing.faults`): ``path``, ``query``,
+        ``nth``, ``method`` (e.g. "POST") and ``times`` choose the requests it hits; ``status``, ``seconds`` and
+        the rest shape it, e.g. ``add_fault("commit_then_drop", method="POST", path="/invoices/")``.
+        """
         return self._control("POST", "faults", {"kind": kind, **spec})
 
     def clear_faults(self) -> None:
@@ -346,6 +358,15 @@ class PiriodEmulator:
     def requests(self) -> list[dict[str, Any]]:
         """The API requests received (the token replaced by ``***``), oldest first."""
         return self._control("GET", "requests")
+
+    def count_requests(self, method: str | None = None, path: str | None = None) -> int:
+        """How many API requests arrived with ``method`` (e.g. "POST") on ``path`` (a prefix when it ends with "*")."""
+        return sum(
+            1
+            for entry in self.requests()
+            if (method is None or entry["method"] == method.upper())
+            and (path is None or (entry["path"].startswith(path[:-1]) if path.endswith("*") else entry["path"] == path))
+        )
 
     def set_latency(self, ms: float) -> None:
         self._control("PUT", "latency", {"ms": ms})

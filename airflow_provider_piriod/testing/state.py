@@ -27,7 +27,7 @@ from airflow_provider_piriod.testing.billing_data import (
 )
 from airflow_provider_piriod.testing.catalog_data import make_plan, make_product, make_subscription, pick_plans
 from airflow_provider_piriod.testing.data import isoformat, make_contact, make_customer, make_customers, make_id
-from airflow_provider_piriod.testing.faults import FAULT_KINDS, Fault
+from airflow_provider_piriod.testing.faults import DEFAULT_STATUS, FAULT_KINDS, Fault
 from airflow_provider_piriod.testing.mint import Mint, country_of
 from airflow_provider_piriod.testing.moments import restamp
 from airflow_provider_piriod.testing.resource_specs import BILLING_RESOURCES, RESOURCES
@@ -196,11 +196,21 @@ class EmulatorState:
         return self.collections["customers"].record_json(customer_id)
 
     def records(
-        self, resource: str = "customers", *, workspace: str | None = None, test_mode: bool = False
+        self, resource: str = "customers", *, workspace: str | None = None, test_mode: bool | None = False
     ) -> list[dict[str, Any]]:
-        """Every record of ``resource`` in a workspace and mode, as the API shows it, in creation order."""
+        """Every record of ``resource`` in a workspace and mode (both modes when None), in creation order."""
         collection = self.collection(resource)
-        return [collection.shown(r) for r in collection.of(workspace or self.workspace, test_mode)]
+        modes = (False, True) if test_mode is None else (test_mode,)
+        owner = workspace or self.workspace
+        return [
+            collection.shown(r)
+            for k, r in collection.records.items()
+            if collection.owner[k] == owner and r.get("test_mode") in modes
+        ]
+
+    def next_folio(self, workspace: str, document: Any) -> int:
+        """The next document number of ``document`` in ``workspace`` (an invoice being finalized)."""
+        return self._mint(workspace).folio(document)
 
     def counts(self) -> dict[str, dict[str, int]]:
         return {
@@ -323,14 +333,16 @@ class EmulatorState:
     def add_fault(self, **spec: Any) -> Fault:
         if spec.get("kind") not in FAULT_KINDS:
             raise ValueError(f"unknown fault kind {spec.get('kind')!r}; choose from {', '.join(FAULT_KINDS)}")
+        if "status" not in spec and spec["kind"] in DEFAULT_STATUS:
+            spec["status"] = DEFAULT_STATUS[spec["kind"]]
         self._fault_ids += 1
         fault = Fault(**spec, id=self._fault_ids)
         self.faults.append(fault)
         return fault
 
-    def take_fault(self, number: int, path: str, query: str = "") -> Fault | None:
+    def take_fault(self, number: int, path: str, query: str = "", method: str | None = None) -> Fault | None:
         for fault in self.faults:
-            if fault.matches(number, path, query):
+            if fault.matches(number, path, query, method):
                 fault.hits += 1
                 return fault
         return None

@@ -94,6 +94,11 @@ def get_provider_info() -> dict:
                         "description": "Log a warning for a filter Piriod does not document, or a list without __in.",
                         "schema": {"type": ["boolean", "null"], "default": True},
                     },
+                    "read_only": {
+                        "label": "Read only",
+                        "description": "Refuse every write (create, update, action, archive) before any request.",
+                        "schema": {"type": ["boolean", "null"], "default": False},
+                    },
                 },
             }
         ],

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
         ObjectStoragePath,
         Param,
         PokeReturnValue,
+        get_current_context,
         task,
     )
     from airflow.sdk.configuration import conf
@@ -53,6 +54,7 @@ _LOCATIONS: dict[str, tuple[str, ...]] = {
     "DAG": ("airflow.sdk", _COMPAT),
     "Param": ("airflow.sdk", _COMPAT),
     "task": ("airflow.sdk", _COMPAT),
+    "get_current_context": ("airflow.sdk", "airflow.operators.python"),
     "Asset": ("airflow.sdk", _COMPAT),
     "ObjectStoragePath": ("airflow.sdk", _COMPAT),
     "CronDataIntervalTimetable": ("airflow.sdk", "airflow.timetables.interval"),

@@ -39,6 +39,7 @@ KNOWN_EXTRAS = (
     "max_response_bytes",
     "allow_insecure_http",
     "warn_unknown_filters",
+    "read_only",
 )
 _log = logging.getLogger(__name__)
 
@@ -59,6 +60,8 @@ class PiriodSettings:
     rate_limit_wait: float = DEFAULT_RATE_LIMIT_WAIT
     #: warn when a filter key is not one the resource documents, or a list is given without ``__in``
     warn_unknown_filters: bool = True
+    #: every write (create, update, action, archive) is refused before any request
+    read_only: bool = False
     #: the Airflow connection id, for messages
     conn_id: str = "?"
     #: extras the connection sets that this provider does not read (typos), each with a hint
@@ -134,6 +137,7 @@ def settings_from_connection(
             high=20,
         ),
         allow_insecure_http=allow_insecure,
+        read_only=_parse_bool(_extra_field(extra, "read_only", default=False), "read_only", conn_id),
         max_response_bytes=_parse_whole_number(
             _extra_field(extra, "max_response_bytes"),
             "max_response_bytes",

@@ -1,4 +1,4 @@
-"""Lineage of Piriod reads: OpenLineage datasets and facets, and the hook-level lineage reporter.
+"""Lineage of Piriod reads and writes: OpenLineage datasets and facets, and the hook-level lineage reporter.
 
 The operators' OpenLineage methods and Airflow's ``asset-uris`` converter build their datasets here;
 PiriodHook reports each read to Airflow's hook-lineage collector here. Nothing here sends a request:
@@ -67,29 +67,37 @@ def read_context(conn_id: str, uri: str) -> PiriodReadContext:
     return _READ_CONTEXTS.setdefault((conn_id, uri), PiriodReadContext(conn_id, uri))
 
 
-def report_read(hook: PiriodHook, settings: PiriodSettings, resource: Resource) -> None:
-    """Tell Airflow's hook-lineage collector that ``hook`` read ``resource``; a failure is logged, never raised."""
+def report_read(hook: PiriodHook, settings: PiriodSettings, resource: Resource, *, written: bool = False) -> None:
+    """Tell Airflow's hook-lineage collector that ``hook`` read (or ``written``: wrote) ``resource``.
+
+    A failure is logged, never raised: lineage is a side channel.
+    """
     try:
         from airflow.providers.common.compat.lineage.hook import get_hook_lineage_collector
 
         uri = dataset_uri(settings.base_url, settings.workspace, resource)
         context = read_context(hook.piriod_conn_id, uri)
-        get_hook_lineage_collector().add_input_asset(context=context, uri=uri)
-    except Exception as exc:  # lineage is a side channel: the read goes on whatever happens here
-        log.warning("Piriod read of %s not reported to hook lineage: %s", resource.name, type(exc).__name__)
+        collector = get_hook_lineage_collector()
+        (collector.add_output_asset if written else collector.add_input_asset)(context=context, uri=uri)
+    except Exception as exc:  # the read or write goes on whatever happens here
+        use = "write to" if written else "read of"
+        log.warning("Piriod %s %s not reported to hook lineage: %s", use, resource.name, type(exc).__name__)
 
 
 # ----------------------------------------------------------------------------- OpenLineage
 
 
-def operator_lineage(operator: PiriodReadOperator, *, output: Any) -> OperatorLineage:
-    """The operator's read as OpenLineage: the Piriod input once a read has resolved it, ``output`` if given."""
+def operator_lineage(operator: Any, *, output: Any, written: bool = False) -> OperatorLineage:
+    """The operator's read (or, ``written``, its write) of Piriod as OpenLineage, once a request resolved the
+    connection; ``output`` is a file it wrote, if any."""
     from airflow.providers.openlineage.extractors import OperatorLineage
 
     settings = settings_resolved_by(operator)
-    inputs = [input_dataset(settings, operator.spec)] if settings is not None else []
-    outputs = [file_dataset(output)] if output else []
-    return OperatorLineage(inputs=inputs, outputs=outputs)
+    piriod = [input_dataset(settings, operator.spec)] if settings is not None else []
+    files = [file_dataset(output)] if output else []
+    if written:
+        return OperatorLineage(inputs=[], outputs=piriod + files)
+    return OperatorLineage(inputs=piriod, outputs=files)
 
 
 def settings_resolved_by(operator: PiriodReadOperator) -> PiriodSettings | None:

@@ -3,7 +3,9 @@
 Each entry says where the resource lives (``/<name>/``), what its ids look like, which model reads
 it, which statuses Piriod documents for it and which of them end a sensor's wait with a failure.
 Names are those of Piriod's own node SDK, plus ``payment-receipts`` from the newer API reference.
-Adding a resource is one entry here; every hook, operator and sensor then accepts it.
+It also says which writes a resource accepts (``create``, ``update``, ``archive``) and which actions,
+with the statuses that show an action done. Adding a resource is one entry here; every hook, operator
+and sensor then accepts it.
 """
 
 from __future__ import annotations
@@ -13,6 +15,22 @@ from typing import Any
 from urllib.parse import quote
 
 from airflow_provider_piriod.exceptions import PiriodInputError
+
+
+@dataclass(frozen=True)
+class Action:
+    """``POST /<name>/<id>/<action>/`` (or a DELETE on the object), done once the object has a ``done`` status."""
+
+    name: str
+    done: tuple[str, ...]
+    method: str = "POST"
+
+    def path(self, object_path: str) -> str:
+        return object_path if self.method == "DELETE" else f"{object_path}{self.name}/"
+
+
+#: what each write is sent as
+WRITE_METHODS = {"create": "POST", "update": "PATCH", "archive": "DELETE"}
 
 
 @dataclass(frozen=True)
@@ -29,6 +47,24 @@ class Resource:
     filters: tuple[str, ...] = ()
     #: the docs show integer ids for this resource
     integer_ids: bool = False
+    #: the writes Piriod documents for it: ``create`` (only where objects carry ``metadata``, which holds the
+    #: write key that makes a create exactly-once), ``update`` (PATCH), ``archive`` (DELETE)
+    writes: tuple[str, ...] = ()
+    actions: tuple[Action, ...] = ()
+
+    def action(self, name: Any) -> Action:
+        """The registered action ``name``; anything else is refused before any request."""
+        for action in self.actions:
+            if action.name == name:
+                return action
+        known = ", ".join(a.name for a in self.actions) or "none"
+        raise PiriodInputError(f"{self.name} has no action {str(name)[:40]!r} (actions Piriod documents: {known})")
+
+    def check_write(self, write: str) -> None:
+        """Refuse, before any request, a write Piriod does not document for this resource."""
+        if write not in self.writes:
+            accepted = ", ".join(self.writes) or "none: it is read-only here"
+            raise PiriodInputError(f"{self.name} does not accept {write} (writes it accepts: {accepted})")
 
     @property
     def path(self) -> str:
@@ -65,6 +101,7 @@ RESOURCES: dict[str, Resource] = {
             ("active", "archived", "pending"),
             ("archived",),
             ("country", "email", "name", "tax_id", "subscriptions", "sources", *_GENERIC),
+            writes=("create", "update", "archive"),
         ),
         Resource(
             "contacts",
@@ -81,6 +118,7 @@ RESOURCES: dict[str, Resource] = {
                 "search",
                 *_CREATED,
             ),
+            writes=("update",),  # no metadata documented: a create could not be made exactly-once
         ),
         Resource(
             "invoices",
@@ -100,6 +138,8 @@ RESOURCES: dict[str, Resource] = {
                 "due_date__lte",
                 *_GENERIC,
             ),
+            writes=("create", "update"),
+            actions=(Action("finalize", ("finalized", "paid")),),
         ),
         Resource(
             "payments",
@@ -109,6 +149,7 @@ RESOURCES: dict[str, Resource] = {
             ("failed", "cancelled", "canceled"),
             ("customer", "invoice", "subscription", "date__gte", "date__lte", *_GENERIC),
             integer_ids=True,
+            writes=("create",),
         ),
         Resource(
             "subscriptions",
@@ -117,6 +158,12 @@ RESOURCES: dict[str, Resource] = {
             ("active", "paused", "cancelled", "finalized", "needs_attention"),
             ("cancelled", "finalized"),
             ("customer", "plan", "next_billing", "date_start", "document", *_GENERIC),
+            writes=("create", "update"),
+            actions=(
+                Action("pause", ("paused",)),
+                Action("resume", ("active",)),
+                Action("cancel", ("cancelled",), method="DELETE"),  # Piriod cancels on DELETE
+            ),
         ),
         Resource(
             "creditnotes",

@@ -252,3 +252,25 @@ def test_start_and_complete_name_the_file_written_alike(spelling, piriod_emulato
     ((namespace, name),) = complete
     assert namespace == "file" and name.startswith(str(tmp_path))
     assert len(Path(name).read_text().splitlines()) == 1
+
+
+# ---------------------------------------------------------------------- writes are outputs
+
+
+def test_a_write_reports_its_resource_as_an_output_not_an_input(hook, piriod_emulator, collector):
+    hook.create_object("customers", {"name": "Lineage Ltd"}, write_key="lineage-1")
+    outputs = {info.asset.uri for info in collector.collected_assets.outputs}
+    assert outputs == {read_uri(piriod_emulator, "customers")}
+    assert collector.collected_assets.inputs == []
+
+
+def test_a_write_operator_names_the_resource_as_its_openlineage_output(piriod_emulator):
+    from airflow_provider_piriod.operators.piriod import PiriodCreateOperator
+
+    operator = PiriodCreateOperator(task_id="create", resource="customers", data={"name": "Lineage Ltd"})
+    operator.execute({})
+    complete = operator.get_openlineage_facets_on_complete(None)
+    assert complete.inputs == []
+    assert [(d.namespace, d.name) for d in complete.outputs] == [
+        (f"piriod://{piriod_emulator.url.split('://', 1)[1]}", f"{piriod_emulator.workspace}/customers")
+    ]

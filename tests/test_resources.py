@@ -156,3 +156,14 @@ def test_a_registered_name_is_the_one_place_a_resource_is_described():
     resource = get_resource("payment-receipts")
     assert resource.path == "/payment-receipts/" and resource.label == "payment receipt"
     assert resource.object_path("a/b") == "/payment-receipts/a%2Fb/"
+
+
+def test_the_registry_lists_only_writes_it_can_make_safely():
+    from airflow_provider_piriod.resources import RESOURCES, WRITE_METHODS
+
+    for resource in RESOURCES.values():
+        assert set(resource.writes) <= set(WRITE_METHODS), resource.name
+        if "create" in resource.writes:  # exactly-once needs somewhere to keep the write key
+            assert "metadata" in resource.model.model_fields, resource.name
+        for action in resource.actions:
+            assert action.done and set(action.done) <= set(resource.statuses), (resource.name, action.name)

@@ -1,8 +1,9 @@
-"""PiriodHook and PiriodAsyncHook: the public API for reading any Piriod resource.
+"""PiriodHook and PiriodAsyncHook: the public API for reading and writing any Piriod resource.
 
 The hooks validate arguments, resolve the connection and turn JSON into models; everything about
 the wire (throttle, deadlines, retries, pages, errors) is the transport's, in
-:mod:`airflow_provider_piriod.transport`.
+:mod:`airflow_provider_piriod.transport`, and what makes a write exactly-once is in
+:mod:`airflow_provider_piriod.hooks.writes`.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from airflow_provider_piriod.compat import BaseHook, amask_secret, mask_secret
 from airflow_provider_piriod.connection import DEFAULT_CONN_ID, PiriodSettings, settings_from_connection
 from airflow_provider_piriod.exceptions import PiriodResponseError
 from airflow_provider_piriod.filter_checks import filter_problems, problems_message
+from airflow_provider_piriod.hooks.writes import Writer, check_data, check_write_key, task_identity
 from airflow_provider_piriod.lineage import report_read
 from airflow_provider_piriod.models import Customer, PiriodModel
 from airflow_provider_piriod.protocol import (
@@ -296,6 +298,74 @@ class PiriodHook(_PiriodHookBase):
     def count_customers(self, filters: Mapping[str, Any] | None = None) -> int:
         """How many customers match ``filters``, in one small request."""
         return self.count_objects(CUSTOMERS, filters)
+
+    # ------------------------------------------------------------------ writes (see hooks/writes.py)
+
+    @cached_property
+    def _writer(self) -> Writer:
+        return Writer(self._transport, self.settings, self.log)
+
+    def create_object(
+        self, resource: str, data: Mapping[str, Any], *, write_key: str | None = None, look_first: bool | None = None
+    ) -> dict[str, Any]:
+        """
+        Create one object, exactly once, and return its JSON.
+
+        The object carries ``write_key`` in ``metadata["airflow_write_key"]`` (default: derived from the running
+        task and this create's place in it, so a retried task computes the same key). If the answer is lost
+        after the request left, the object is looked up by that key and sent again only if it is not there;
+        with ``look_first`` (default: when the task is a retry) it is looked up before the first send too.
+        """
+        spec = get_resource(resource)
+        body = check_data(data)
+        key = None if write_key is None else check_write_key(write_key)
+        self._writer.check_allowed(spec, "create")
+        identity = task_identity()
+        if key is None:
+            key = self._writer.next_default_key(spec, identity.parts if identity else None)
+        look = (identity is not None and identity.retried) if look_first is None else bool(look_first)
+        report_read(self, self.settings, spec, written=True)
+        return self._writer.create(spec, body, key, look_first=look)
+
+    def update_object(self, resource: str, object_id: str | int, data: Mapping[str, Any]) -> dict[str, Any]:
+        """PATCH the given fields of one object and return it as Piriod answered; retried like a read."""
+        spec = get_resource(resource)
+        path = spec.object_path(validate_object_id(object_id, integers=spec.integer_ids))
+        body = check_data(data)
+        self._writer.check_allowed(spec, "update")
+        report_read(self, self.settings, spec, written=True)
+        return cast("dict[str, Any]", self._writer.update(spec, path, body))
+
+    def run_action(
+        self, resource: str, object_id: str | int, action: str, data: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """
+        Run one of the resource's registered actions (``finalize``, ``pause``, ...) once; return the object.
+
+        An object already in the action's target state is returned as it is, nothing sent; a lost answer
+        is resolved by reading the object's status back, never by resending blindly.
+        """
+        return self.apply_action(resource, object_id, action, data)[0]
+
+    def apply_action(
+        self, resource: str, object_id: str | int, action: str, data: Mapping[str, Any] | None = None
+    ) -> tuple[dict[str, Any], bool]:
+        """:meth:`run_action`, and whether the action was sent (False: the object was in its target state)."""
+        spec = get_resource(resource)
+        path = spec.object_path(validate_object_id(object_id, integers=spec.integer_ids))
+        spec.action(action)
+        body = None if data is None else check_data(data)
+        self._writer.check_allowed(spec, "action")
+        report_read(self, self.settings, spec, written=True)
+        return self._writer.run_action(spec, path, action, body)
+
+    def archive_object(self, resource: str, object_id: str | int) -> None:
+        """DELETE one object (Piriod archives a customer that has history); retried like a read."""
+        spec = get_resource(resource)
+        path = spec.object_path(validate_object_id(object_id, integers=spec.integer_ids))
+        self._writer.check_allowed(spec, "archive")
+        report_read(self, self.settings, spec, written=True)
+        self._writer.archive(spec, path)
 
     def test_connection(self) -> tuple[bool, str]:
         """Read-only check used by the UI's Test button and ``airflow connections test``."""

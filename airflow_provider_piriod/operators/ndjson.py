@@ -1,4 +1,4 @@
-"""Write Piriod objects as NDJSON to any ObjectStoragePath, all or nothing."""
+"""Write Piriod objects as NDJSON to any ObjectStoragePath, all or nothing; read records from one."""
 
 from __future__ import annotations
 
@@ -51,3 +51,19 @@ def write_ndjson(output_path: str, objects: Iterable[dict[str, Any]]) -> tuple[s
         partial.unlink(missing_ok=True)
         raise
     return str(final), count
+
+
+def read_ndjson(uri: str) -> list[Any]:
+    """The JSON values of an NDJSON file at any ObjectStoragePath URI, one per non-blank line, money exact."""
+    from airflow_provider_piriod.exceptions import PiriodInputError
+
+    values = []
+    with ObjectStoragePath(resolve_output_path(uri)).open("rb") as stream:
+        for number, line in enumerate(stream, 1):
+            if not line.strip():
+                continue
+            try:
+                values.append(jsoncodec.loads(line))
+            except ValueError as exc:
+                raise PiriodInputError(f"{uri}: line {number} is not JSON ({type(exc).__name__})") from None
+    return values

@@ -1,6 +1,8 @@
 """PiriodReadOperator: any Piriod resource to XCom (or to an NDJSON file) for the next task.
 
-PiriodCustomerOperator is the same operator on customers, with ``customer_id``/``customer_ids``.
+PiriodCustomerOperator is the same operator on customers, with ``customer_id``/``customer_ids``. The
+write operators (upsert, action, create) live in :mod:`airflow_provider_piriod.operators.writes` and
+are importable from here too.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from airflow_provider_piriod.compat import Asset, BaseOperator
 from airflow_provider_piriod.connection import DEFAULT_CONN_ID
 from airflow_provider_piriod.exceptions import PiriodInputError, PiriodNotFoundError
 from airflow_provider_piriod.lineage_uri import default_outlet_uri
+from airflow_provider_piriod.operators.writes import PiriodActionOperator, PiriodCreateOperator, PiriodUpsertOperator
 from airflow_provider_piriod.protocol import (
     validate_max_workers,
     validate_object_id,
@@ -29,6 +32,15 @@ if TYPE_CHECKING:
     from airflow_provider_piriod.hooks.piriod import PiriodHook
 
 CUSTOMERS = "customers"
+__all__ = [
+    "PiriodActionOperator",
+    "PiriodCreateOperator",
+    "PiriodCustomerOperator",
+    "PiriodReadOperator",
+    "PiriodUpsertOperator",
+    "customers_asset",
+    "piriod_asset",
+]
 
 
 def _plural(count: int, noun: str) -> str:

@@ -77,3 +77,15 @@ def test_success_events_are_plain_json_and_give_back_the_same_value():
 
 def test_has_decimal_looks_everywhere():
     assert has_decimal({"a": [{"b": Decimal("1")}]}) and not has_decimal({"a": [{"b": 1.0}]})
+
+
+def test_a_value_nested_past_the_recursion_limit_is_a_typed_error_not_a_recursion_error():
+    import sys
+
+    from airflow_provider_piriod.exceptions import PiriodResponseError
+
+    value: list = []
+    for _ in range(sys.getrecursionlimit() + 10):  # what Python 3.13's decoder accepts and 3.11's refuses
+        value = [value]
+    with pytest.raises(PiriodResponseError, match="nested more deeply than XCom can carry"):
+        for_xcom(value, where="value")

@@ -8,8 +8,10 @@ to the server, and through a proxy (the same server, answering absolute-form tar
 
 from __future__ import annotations
 
+
 import gzip
 import json
+import threading
 
 import pytest
 
@@ -42,14 +44,18 @@ def test_requests_reuse_kept_alive_connections_across_workers(hostile_server, mo
 
 
 def test_a_connection_the_server_closed_while_idle_is_replaced_without_a_retry(hostile_server, monkeypatch):
+    closed = threading.Event()
+
     def handle(conn: Conn, request: Request) -> None:
         conn.respond(200, customer(request.path.split("/")[2]))  # keep-alive, then the server changes its mind
         conn.close()
+        closed.set()
 
     server = hostile_server(handle)
     connect(monkeypatch, server, max_retries=0)
     hook = PiriodHook()
     assert hook.get_customer("cus_A").id == "cus_A"
+    assert closed.wait(10)  # the close has happened before the next request, however loaded the machine
     assert bounded(lambda: hook.get_customer("cus_B"), 10).ok().id == "cus_B"
     assert server.connections == 2
     assert hook.tally.retries == 0

@@ -83,6 +83,9 @@ def test_every_example_dag_imports_without_errors():
         "example_piriod_wait_for_payment",
         "example_piriod_dunning",
         "example_piriod_rate_budget",
+        "example_piriod_sync_customers",
+        "example_piriod_invoice_usage",
+        "example_piriod_pause_dunning",
     } | ({"example_piriod_on_new_customer"} if airflow_v3() else set())  # AssetWatcher is Airflow 3
     assert all("piriod" in dag.tags for dag in bag.dags.values())
 

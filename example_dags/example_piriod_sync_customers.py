@@ -6,7 +6,9 @@ any SQL hook works the same way) as records with Piriod's field names. ``PiriodU
 matches each record on its ``tax_id``: a customer Piriod does not have is created, one whose fields
 differ is PATCHed with only those fields, an equal one is left alone. Creates are exactly-once: a
 write key in each customer's ``metadata`` lets a retried task, or a lost answer, find what was
-already created instead of creating it twice. ``report`` prints the counts.
+already created instead of creating it twice. ``report`` prints the counts. ``max_active_runs=1``: two
+runs syncing the same records at once would each find a customer missing and each create it (Piriod
+has no unique key to stop the second), so a sync DAG runs one run at a time.
 
 The table: ``crm_customers(tax_id TEXT PRIMARY KEY, name TEXT, email TEXT, country TEXT, crm_id TEXT)``;
 the connection, e.g.
@@ -34,6 +36,7 @@ with DAG(
     schedule="0 2 * * *",
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
+    max_active_runs=1,
     tags=["example", "piriod"],
 ) as dag:
 

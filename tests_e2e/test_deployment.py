@@ -210,3 +210,36 @@ def trigger_log(dag_id: str, run_id: str, task_id: str = "wait_until_active") ->
     """What the triggerer wrote for the sensor's trigger (Airflow keeps it beside the task log)."""
     folder = Path(os.environ["AIRFLOW_HOME"], "logs", f"dag_id={dag_id}", f"run_id={run_id}", f"task_id={task_id}")
     return "".join(path.read_text() for path in sorted(folder.glob("attempt=*.log.trigger.*.log")))
+
+
+def test_customer_sync_through_lost_answers_creates_each_customer_once(api):
+    """The CRM sync with Piriod storing two customers and then dropping the connection: the task succeeds,
+    and Piriod (the emulator) holds each customer exactly once."""
+    import sqlite3
+    import uuid
+
+    run_tag = uuid.uuid4().hex[:8]
+    tax_ids = [f"E2E-{run_tag}-{n}" for n in range(4)]
+    crm = json.loads(os.environ["AIRFLOW_CONN_PIRIOD_EXAMPLE_SQLITE"])["host"]
+    with sqlite3.connect(crm) as db:
+        db.execute(
+            "CREATE TABLE IF NOT EXISTS crm_customers (tax_id TEXT PRIMARY KEY, name TEXT, email TEXT, country TEXT,"
+            " crm_id TEXT)"
+        )
+        db.execute("DELETE FROM crm_customers")
+        db.executemany(
+            "INSERT INTO crm_customers VALUES (?, ?, ?, 'CL', ?)",
+            [(tax_id, f"Cliente {tax_id}", f"{tax_id.lower()}@example.cl", f"CRM-{tax_id}") for tax_id in tax_ids],
+        )
+    emulator("POST", "faults", json={"kind": "commit_then_drop", "method": "POST", "path": "/customers/", "times": 2})
+    try:
+        run_id = run_dag(api, "example_piriod_sync_customers")
+    finally:
+        emulator("DELETE", "faults")
+    report = return_value(api, "example_piriod_sync_customers", run_id, "sync_to_piriod")
+    # unpausing may start the scheduled run first (max_active_runs=1 makes ours wait): between them, 4 created
+    assert report["failed"] == 0 and report["created"] + report["unchanged"] == 4
+    stored = Counter(c.get("tax_id") for c in emulator("GET", "customers", params={"test_mode": "any"}))
+    assert {tax_id: stored[tax_id] for tax_id in tax_ids} == dict.fromkeys(tax_ids, 1)
+    dropped = [e for e in emulator("GET", "requests") if e.get("fault") == "commit_then_drop"]
+    assert len(dropped) >= 2  # the fault did fire: two answers were lost after the customer was stored

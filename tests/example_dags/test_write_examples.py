@@ -127,3 +127,8 @@ def test_dunning_plans_first_then_pauses_only_active_subscriptions_of_overdue_in
     assert {piriod_emulator.record("subscriptions", s)["status"] for s in to_pause} == {"paused"}
     pauses = [e for e in piriod_emulator.requests() if e["method"] == "POST" and e["path"].endswith("/pause/")]
     assert len(pauses) == len(to_pause)  # the dry run sent none
+
+
+def test_the_sync_runs_one_run_at_a_time():
+    """Two runs at once would each find a new customer missing and each create it: no key in Piriod stops that."""
+    assert load_dag("example_piriod_sync_customers").max_active_runs == 1

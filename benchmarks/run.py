@@ -19,10 +19,12 @@ time, those that the objects of earlier runs would have caused are not.
     D. DAG parse cost: 50 PiriodCustomerOperator tasks vs 50 EmptyOperator tasks.
     E. a rate-limited Piriod (token bucket, 429 + Retry-After): N ids with 32 workers vs N/R, and the
        WARNING lines the hook logged.
+    W. an upsert of 2,000 customers (half new, a quarter changed) at 16 workers beside a plain requests
+       loop doing the same work (see writes.py).           floor: requests needed x latency / 16
     F. A and B at 16 workers at 0 ms, the latency above and 100 ms: the ideal client, the package at a
        baseline commit (before) and this tree's (after), in turns on one emulator (see versions.py).
 
-    .venv/bin/python benchmarks/run.py [--n 1000] [--latency-ms 20] [--rate 200] [--only ABCDEF]
+    .venv/bin/python benchmarks/run.py [--n 1000] [--latency-ms 20] [--rate 200] [--only ABCDEFW]
                                        [--baseline 61d1b5b] [--versus-ms 0,20,100]
 """
 
@@ -56,6 +58,7 @@ import requests
 
 from airflow_provider_piriod.testing import PiriodEmulator
 from versions import BASELINE, section_versions
+from writes import section_w
 
 LIVE_SHARE = 0.9  # the emulator makes about 10 % of its customers test-mode records
 
@@ -388,7 +391,8 @@ def main() -> None:
     parser.add_argument("--list-n", type=int, default=10_000, help="customers for B")
     parser.add_argument("--latency-ms", type=float, default=20.0)
     parser.add_argument("--rate", type=float, default=200.0, help="requests per second allowed in E")
-    parser.add_argument("--only", default="ABCDEF", help="the scenarios to run, e.g. BE")
+    parser.add_argument("--write-n", type=int, default=2000, help="records for W")
+    parser.add_argument("--only", default="ABCDEFW", help="the scenarios to run, e.g. BE")
     parser.add_argument(
         "--baseline", default=BASELINE, help="the commit whose package is the before column of F (default %(default)s)"
     )
@@ -408,6 +412,7 @@ def main() -> None:
         "C": section_c,
         "D": section_d,
         "E": lambda: section_e(args.n, args.rate, latency),
+        "W": lambda: section_w(args.write_n, latency),
         "F": lambda: section_versions(
             args.n,
             sorted(set(versus), key=versus.index),

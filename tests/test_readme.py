@@ -89,3 +89,12 @@ def test_event_driven_example_builds_a_watched_asset_and_reads_folded_events():
     assert watcher.trigger.serialize()[1]["filters"] == {"status": "succeeded"}
     events = {"a": [SimpleNamespace(extra={"payload": event_payload("payments", ["pay_1", "pay_2"])})] * 2}
     assert namespace["payment_ids"].function(triggering_asset_events=events) == ["pay_1", "pay_2"]
+
+
+def test_the_writing_example_runs_against_the_emulator(piriod_emulator, capsys):
+    exec(compile(snippet("writes"), "README.md:writes", "exec"), {})
+    log_line = re.compile(r"^(\[\d{4}-|\d{4}-\d\d-\d\dT)")
+    printed = [line for line in capsys.readouterr().out.splitlines() if not log_line.match(line)]
+    assert printed == ["finalized 59.97 af1-"]
+    created = [c for c in piriod_emulator.objects("customers") if c.get("tax_id") == "76.123.456-7"]
+    assert len(created) == 1 and created[0]["email"] == "pagos@losandes.example"

@@ -59,11 +59,12 @@ def read_ndjson(uri: str) -> list[Any]:
 
     values = []
     with ObjectStoragePath(resolve_output_path(uri)).open("rb") as stream:
-        for number, line in enumerate(stream, 1):
-            if not line.strip():
-                continue
-            try:
-                values.append(jsoncodec.loads(line))
-            except ValueError as exc:
-                raise PiriodInputError(f"{uri}: line {number} is not JSON ({type(exc).__name__})") from None
+        text = stream.read()  # the records are held in memory anyway; 2.11's file objects cannot be iterated
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            values.append(jsoncodec.loads(line))
+        except ValueError as exc:
+            raise PiriodInputError(f"{uri}: line {number} is not JSON ({type(exc).__name__})") from None
     return values

@@ -39,7 +39,11 @@ if TYPE_CHECKING:
         TaskDeferred,
     )
     from airflow.sdk.log import amask_secret, mask_secret
+    from airflow.assets.manager import asset_manager
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.plugins_manager import AirflowPlugin
     from airflow.triggers.base import BaseEventTrigger, BaseTrigger, TriggerEvent
+    from airflow.utils.session import create_session
 
 _COMPAT = "airflow.providers.common.compat.sdk"
 
@@ -71,6 +75,12 @@ _LOCATIONS: dict[str, tuple[str, ...]] = {
     # Airflow 2.11 has no event triggers: BaseTrigger stands in (as in the official providers), see _FALLBACKS
     "BaseEventTrigger": ("airflow.triggers.base",),
     "TriggerEvent": ("airflow.triggers.base",),
+    # the API server's side (the webhook receiver, Airflow 3): plugins, the metadata database, asset events
+    "AirflowPlugin": ("airflow.plugins_manager",),
+    "AssetModel": ("airflow.models.asset",),
+    "AssetEvent": ("airflow.models.asset",),
+    "asset_manager": ("airflow.assets.manager",),
+    "create_session": ("airflow.utils.session",),
 }
 
 __all__ = sorted(_LOCATIONS)
@@ -91,7 +101,26 @@ async def _amask_secret(secret: Any, name: str | None = None) -> None:
     __getattr__("mask_secret")(secret, name)
 
 
-_FALLBACKS: dict[str, Any] = {"amask_secret": _amask_secret}
+class _Airflow3Only:
+    """Stands in on Airflow 2.11 for a name only Airflow 3's API server has (the webhook receiver's): using it
+    raises, saying so. Nothing on 2.11 uses these; the stand-in keeps every name of this module resolvable."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def _refuse(self, *args: Any, **kwargs: Any) -> Any:
+        raise ImportError(f"{self._name} needs Airflow 3 (it belongs to the API server's webhook receiver)")
+
+    __call__ = _refuse
+
+    def __getattr__(self, attribute: str) -> Any:
+        self._refuse()
+
+
+_FALLBACKS: dict[str, Any] = {
+    "amask_secret": _amask_secret,
+    **{name: _Airflow3Only(name) for name in ("AssetModel", "AssetEvent", "asset_manager")},
+}
 
 
 def _base_trigger() -> Any:

@@ -40,6 +40,8 @@ KNOWN_EXTRAS = (
     "allow_insecure_http",
     "warn_unknown_filters",
     "read_only",
+    "webhook_secret",
+    "allow_unsigned_webhooks",
 )
 _log = logging.getLogger(__name__)
 
@@ -155,6 +157,22 @@ def settings_from_connection(
             open_low=False,
         ),
     )
+
+
+def webhook_options(conn: Any) -> tuple[str, bool]:
+    """The connection's webhook secret (``webhook_secret``, empty if unset) and ``allow_unsigned_webhooks``.
+
+    Read apart from :func:`settings_from_connection`: the API server needs only these to check a delivery.
+    """
+    extra = _extra_of(conn)
+    conn_id = getattr(conn, "conn_id", None) or "?"
+    secret = _extra_field(extra, "webhook_secret", default="")
+    if not isinstance(secret, str):
+        raise _error(conn_id, "extra webhook_secret must be a string")
+    unsigned = _parse_bool(
+        _extra_field(extra, "allow_unsigned_webhooks", default=False), "allow_unsigned_webhooks", conn_id
+    )
+    return secret.strip(), unsigned
 
 
 def unknown_extras(extra: dict[str, Any], secret: str = "") -> list[str]:

@@ -216,3 +216,24 @@ def get_resource(name: Any) -> Resource:
             f"resource must be one of the Piriod resources {', '.join(sorted(RESOURCES))}; got {str(name)[:60]!r}"
         )
     return resource
+
+
+#: the object named before the dot of a webhook event (``payment.created`` -> payments). Piriod documents only
+#: ``payment.created``; the other names follow its pattern and the resource names (see the README)
+EVENT_OBJECTS = {
+    "customer": "customers",
+    "contact": "contacts",
+    "invoice": "invoices",
+    "payment": "payments",
+    "subscription": "subscriptions",
+    "creditnote": "creditnotes",
+    "credit_note": "creditnotes",
+    "plan": "plans",
+    "product": "products",
+}
+
+
+def resource_for_event(event: str) -> Resource | None:
+    """The resource a webhook event is about, or None for an event name the registry does not know."""
+    name = EVENT_OBJECTS.get(event.split(".", 1)[0]) if "." in event else None
+    return RESOURCES[name] if name else None

@@ -374,12 +374,24 @@ class PiriodHook(_PiriodHookBase):
         except Exception as exc:  # the UI wants a message, not a traceback
             return False, redact(str(exc), self._token_or_empty())
         settings = self.settings
-        message = f"Connected to Piriod ({settings.describe()}): {count} customers visible."
+        message = f"Connected to Piriod ({settings.describe()}): {count} customers visible. {self._webhooks_note()}"
         if settings.unknown_extras:  # a typo keeps a default silently: the test is where to catch it
             unknown = "; ".join(settings.unknown_extras)
             text = f"{message} But the connection sets extras this provider does not read: {unknown}. Fix or drop them."
             return False, redact(text, settings.token)
         return True, message
+
+    def _webhooks_note(self) -> str:
+        """What the connection test says about webhooks: on, or how to turn them on."""
+        from airflow_provider_piriod.connection import webhook_options
+
+        secret, _ = webhook_options(self.get_connection(self.piriod_conn_id))
+        if secret:
+            return f"Webhooks: on, at POST /piriod/webhooks/{self.piriod_conn_id} of the API server."
+        return (
+            "Webhooks: off; to receive them, set the extra webhook_secret to the webhook's secret (whsecret_...) "
+            "shown in Piriod."
+        )
 
     # ------------------------------------------------------------------ internals
 

@@ -1,0 +1,47 @@
+"""An authentic delivery as an asset event on ``piriod://<conn id>/<resource>``, once per event and object.
+
+Runs in the API server, which has the metadata database: the event is recorded the way Airflow's own
+``POST /api/v2/assets/events`` records one, so DAGs scheduled on the asset run. Piriod retries a
+delivery it thinks failed; a delivery of the same event and object id within ``DEDUPE_SECONDS`` of an
+earlier one is not recorded again (checked against the asset's recent events, so it holds across API
+server workers and restarts; two copies arriving in the same instant on two workers may both pass).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from airflow_provider_piriod.lineage_uri import default_outlet_uri
+from airflow_provider_piriod.resources import Resource
+
+DEDUPE_SECONDS = 600.0
+RECORDED, DUPLICATE, NO_ASSET = "recorded", "duplicate", "no DAG is scheduled on it"
+
+
+def record_delivery(conn_id: str, resource: Resource, event: str, object_id: str) -> str:
+    """Record the delivery's asset event; what happened: RECORDED, DUPLICATE or NO_ASSET."""
+    from sqlalchemy import select
+
+    from airflow_provider_piriod.compat import AssetEvent, AssetModel, asset_manager, create_session
+
+    uri = default_outlet_uri(conn_id, resource)
+    extra = {"event": event, "object_id": object_id, "resource": resource.name}
+    with create_session() as session:
+        asset = session.scalar(select(AssetModel).where(AssetModel.uri == uri).limit(1))
+        if asset is None:
+            return NO_ASSET
+        since = datetime.now(timezone.utc) - timedelta(seconds=DEDUPE_SECONDS)
+        recent = session.scalars(
+            select(AssetEvent.extra).where(AssetEvent.asset_id == asset.id, AssetEvent.timestamp >= since)
+        ).all()
+        if any(_same_delivery(seen, extra) for seen in recent):
+            return DUPLICATE
+        asset_manager.register_asset_change(asset=asset, extra=extra, session=session)
+    return RECORDED
+
+
+def _same_delivery(seen: Any, extra: dict[str, str]) -> bool:
+    return (
+        isinstance(seen, dict) and seen.get("event") == extra["event"] and seen.get("object_id") == extra["object_id"]
+    )

@@ -1,7 +1,9 @@
-"""The events PiriodEventTrigger sends, and the one-liner a task uses to read them back.
+"""The events PiriodEventTrigger sends and the webhook receiver records, and the one-liner a task uses to read them.
 
-Airflow stores each trigger event on the watched asset as ``extra={"from_trigger": True, "payload": ...}``
-and may fold several of them into one DAG run, so a task reads every triggering event, not the first.
+Airflow stores each trigger event on the watched asset as ``extra={"from_trigger": True, "payload": ...}``;
+the webhook receiver records ``extra={"event", "object_id", "resource"}``. Airflow may fold several events
+into one DAG run, so a task reads every triggering event, not the first, and an object announced by both
+(a webhook and the polling backstop) is read once.
 """
 
 from __future__ import annotations
@@ -15,8 +17,14 @@ def event_payload(resource: str, ids: list[Any]) -> dict[str, Any]:
     return {"resource": resource, "ids": list(ids), "count": len(ids)}
 
 
+def webhook_extra(event: str, object_id: str, resource: str) -> dict[str, str]:
+    """The extra of the asset event one webhook delivery records."""
+    return {"event": event, "object_id": object_id, "resource": resource}
+
+
 def triggering_ids(triggering_asset_events: Any, resource: str | None = None) -> list[Any]:
-    """The ids of the Piriod objects behind this run, oldest event first, each once.
+    """The ids of the Piriod objects behind this run, oldest event first, each once, whether a
+    PiriodEventTrigger or a webhook announced them (or both).
 
     Pass ``context["triggering_asset_events"]`` (or ``triggering_asset_events`` as a task argument);
     ``resource`` keeps only that resource's ids when one DAG is scheduled on several watchers.
@@ -46,6 +54,8 @@ def _payloads(events: Any) -> Iterable[dict[str, Any]]:
             payload = extra.get("payload") if isinstance(extra, Mapping) else None
             if isinstance(payload, Mapping) and _is_ours(payload):
                 yield dict(payload)
+            elif isinstance(extra, Mapping) and _is_webhook(extra):
+                yield {"resource": extra["resource"], "ids": [extra["object_id"]], "count": 1}
 
 
 def _is_ours(payload: Mapping[str, Any]) -> bool:
@@ -55,3 +65,8 @@ def _is_ours(payload: Mapping[str, Any]) -> bool:
         and isinstance(payload.get("ids"), list)
         and payload.get("count") == len(payload["ids"])
     )
+
+
+def _is_webhook(extra: Mapping[str, Any]) -> bool:
+    """An asset event the webhook receiver recorded."""
+    return all(isinstance(extra.get(key), str) for key in ("event", "object_id", "resource"))

@@ -54,3 +54,20 @@ def test_the_same_id_in_two_resources_is_two_objects():
     events = {"a": [event(event_payload("invoices", [5])), event(event_payload("payments", [5, 6]))]}
     assert triggering_ids(events) == [5, 5, 6]
     assert triggering_ids(events, resource="payments") == [5, 6]
+
+
+def test_webhook_and_trigger_events_fold_together_each_object_once():
+    """A payment announced by a webhook and again by the polling backstop is read once."""
+    from airflow_provider_piriod.events import webhook_extra
+
+    events = {
+        "payments": [
+            SimpleNamespace(extra=webhook_extra("payment.created", "pay_1", "payments")),
+            event(event_payload("payments", ["pay_1", "pay_2"])),
+            SimpleNamespace(extra=webhook_extra("payment.created", "pay_3", "payments")),
+            SimpleNamespace(extra=webhook_extra("customer.created", "cus_1", "customers")),
+        ]
+    }
+    assert triggering_ids(events, "payments") == ["pay_1", "pay_2", "pay_3"]
+    assert triggering_ids(events) == ["pay_1", "pay_2", "pay_3", "cus_1"]
+    assert triggering_ids([{"extra": webhook_extra("payment.created", "pay_9", "payments")}]) == ["pay_9"]

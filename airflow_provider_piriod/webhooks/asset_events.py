@@ -12,6 +12,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from airflow_provider_piriod.events import webhook_extra
 from airflow_provider_piriod.lineage_uri import default_outlet_uri
 from airflow_provider_piriod.resources import Resource
 
@@ -26,7 +27,7 @@ def record_delivery(conn_id: str, resource: Resource, event: str, object_id: str
     from airflow_provider_piriod.compat import AssetEvent, AssetModel, asset_manager, create_session
 
     uri = default_outlet_uri(conn_id, resource)
-    extra = {"event": event, "object_id": object_id, "resource": resource.name}
+    extra = webhook_extra(event, object_id, resource.name)
     with create_session() as session:
         asset = session.scalar(select(AssetModel).where(AssetModel.uri == uri).limit(1))
         if asset is None:

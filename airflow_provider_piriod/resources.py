@@ -233,7 +233,17 @@ EVENT_OBJECTS = {
 }
 
 
+#: what can follow the dot. A closed list, none the start of another: the signature covers the values
+#: concatenated, so ``payment.created`` + ``pay_1`` and ``payment.createdpay`` + ``_1`` sign alike, and only
+#: one of such splits may name a known event
+EVENT_ACTIONS = frozenset(
+    ("created", "updated", "deleted", "archived", "finalized", "paid", "paused", "resumed", "cancelled",
+     "succeeded", "failed", "uncollectible")
+)  # fmt: skip
+
+
 def resource_for_event(event: str) -> Resource | None:
     """The resource a webhook event is about, or None for an event name the registry does not know."""
-    name = EVENT_OBJECTS.get(event.split(".", 1)[0]) if "." in event else None
+    obj, dot, action = event.partition(".")
+    name = EVENT_OBJECTS.get(obj) if dot and action in EVENT_ACTIONS else None
     return RESOURCES[name] if name else None

@@ -293,3 +293,17 @@ def test_on_airflow_2_the_plugin_registers_nothing():
     from airflow_provider_piriod.plugins import PiriodPlugin
 
     assert PiriodPlugin.fastapi_apps == []
+
+
+def test_only_one_split_of_a_signed_message_names_a_known_event():
+    """The signature covers event + object_id concatenated: a genuine delivery's signature also fits every other
+    split of the same text, so at most one split may be an event the receiver records."""
+    from airflow_provider_piriod.resources import EVENT_ACTIONS, EVENT_OBJECTS, resource_for_event
+
+    text = "payment.createdpay_1"
+    known = [text[:cut] for cut in range(1, len(text)) if resource_for_event(text[:cut])]
+    assert known == ["payment.created"]
+    for action in EVENT_ACTIONS:
+        assert not any(other != action and other.startswith(action) for other in EVENT_ACTIONS)
+    for obj in EVENT_OBJECTS:
+        assert not any(other != obj and other.startswith(obj + ".") for other in EVENT_OBJECTS)

@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     )
     from airflow.sdk.log import amask_secret, mask_secret
     from airflow.assets.manager import asset_manager
-    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.models.asset import AssetActive, AssetEvent, AssetModel
     from airflow.plugins_manager import AirflowPlugin
     from airflow.triggers.base import BaseEventTrigger, BaseTrigger, TriggerEvent
     from airflow.utils.session import create_session
@@ -79,6 +79,7 @@ _LOCATIONS: dict[str, tuple[str, ...]] = {
     "AirflowPlugin": ("airflow.plugins_manager",),
     "AssetModel": ("airflow.models.asset",),
     "AssetEvent": ("airflow.models.asset",),
+    "AssetActive": ("airflow.models.asset",),
     "asset_manager": ("airflow.assets.manager",),
     "create_session": ("airflow.utils.session",),
 }
@@ -119,7 +120,7 @@ class _Airflow3Only:
 
 _FALLBACKS: dict[str, Any] = {
     "amask_secret": _amask_secret,
-    **{name: _Airflow3Only(name) for name in ("AssetModel", "AssetEvent", "asset_manager")},
+    **{name: _Airflow3Only(name) for name in ("AssetModel", "AssetEvent", "AssetActive", "asset_manager")},
 }
 
 

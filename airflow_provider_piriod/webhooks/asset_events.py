@@ -21,25 +21,30 @@ RECORDED, DUPLICATE, NO_ASSET = "recorded", "duplicate", "no DAG is scheduled on
 
 
 def record_delivery(conn_id: str, resource: Resource, event: str, object_id: str) -> str:
-    """Record the delivery's asset event; what happened: RECORDED, DUPLICATE or NO_ASSET."""
+    """Record the delivery's asset event on the active asset of that URI (Airflow keeps one active asset per
+    URI; older ones under other names are left alone); what happened: RECORDED, DUPLICATE or NO_ASSET."""
     from sqlalchemy import select
 
-    from airflow_provider_piriod.compat import AssetEvent, AssetModel, asset_manager, create_session
+    from airflow_provider_piriod.compat import AssetActive, AssetEvent, AssetModel, asset_manager, create_session
 
     uri = default_outlet_uri(conn_id, resource)
     extra = webhook_extra(event, object_id, resource.name)
+    since = datetime.now(timezone.utc) - timedelta(seconds=DEDUPE_SECONDS)
+    outcome = NO_ASSET
     with create_session() as session:
-        asset = session.scalar(select(AssetModel).where(AssetModel.uri == uri).limit(1))
-        if asset is None:
-            return NO_ASSET
-        since = datetime.now(timezone.utc) - timedelta(seconds=DEDUPE_SECONDS)
-        recent = session.scalars(
-            select(AssetEvent.extra).where(AssetEvent.asset_id == asset.id, AssetEvent.timestamp >= since)
-        ).all()
-        if any(_same_delivery(seen, extra) for seen in recent):
-            return DUPLICATE
-        asset_manager.register_asset_change(asset=asset, extra=extra, session=session)
-    return RECORDED
+        active = select(AssetModel).join(
+            AssetActive, (AssetActive.name == AssetModel.name) & (AssetActive.uri == AssetModel.uri)
+        )
+        for asset in session.scalars(active.where(AssetModel.uri == uri)).all():
+            recent = session.scalars(
+                select(AssetEvent.extra).where(AssetEvent.asset_id == asset.id, AssetEvent.timestamp >= since)
+            ).all()
+            if any(_same_delivery(seen, extra) for seen in recent):
+                outcome = DUPLICATE if outcome == NO_ASSET else outcome
+                continue
+            asset_manager.register_asset_change(asset=asset, extra=extra, session=session)
+            outcome = RECORDED
+    return outcome
 
 
 def _same_delivery(seen: Any, extra: dict[str, str]) -> bool:

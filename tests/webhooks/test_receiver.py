@@ -307,3 +307,19 @@ def test_only_one_split_of_a_signed_message_names_a_known_event():
         assert not any(other != action and other.startswith(action) for other in EVENT_ACTIONS)
     for obj in EVENT_OBJECTS:
         assert not any(other != obj and other.startswith(obj + ".") for other in EVENT_OBJECTS)
+
+
+@airflow3
+def test_the_event_goes_to_the_active_asset_of_the_uri(receiver, payments_asset):
+    """Airflow keeps one active asset per URI; an older one of another name (a renamed asset) gets nothing."""
+    from airflow.models.asset import AssetModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        session.add(AssetModel(uri=URI, name="piriod_payments_renamed", group="asset"))
+    try:
+        assert deliver(receiver, PAYMENT).json() == {"status": "recorded"}
+        assert len(events()) == 1
+    finally:
+        with create_session() as session:
+            session.query(AssetModel).filter_by(name="piriod_payments_renamed").delete()

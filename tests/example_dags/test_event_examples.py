@@ -51,3 +51,26 @@ def test_on_airflow_2_the_file_imports_and_defines_no_dag():
     """No AssetWatcher before Airflow 3: the example stays importable and defines nothing."""
     with pytest.raises(AttributeError):
         load_dag(DAG_ID)
+
+
+@pytest.mark.skipif(not airflow_v3(), reason="AssetWatcher is Airflow 3")
+def test_the_payment_example_takes_webhook_and_backstop_events_on_the_receivers_asset(piriod_emulator):
+    """Its asset is the URI the webhook receiver records on, watched by a slow PiriodEventTrigger; a payment
+    announced by a webhook and by the backstop is read once."""
+    from airflow.sdk import Asset
+
+    from airflow_provider_piriod.events import webhook_extra
+
+    dag = load_dag("example_piriod_on_payment")
+    (asset,) = [a for a in dag.timetable.asset_condition.objects if isinstance(a, Asset)]
+    assert asset.uri == "piriod://piriod_default/payments"
+    (watcher,) = asset.watchers
+    assert watcher.trigger.serialize()[1]["poll_interval"] == 900
+    ids = [p["id"] for p in piriod_emulator.records("payments")[:2]]
+    events = {
+        "payments": [
+            SimpleNamespace(extra=webhook_extra("payment.created", str(ids[0]), "payments")),
+            SimpleNamespace(extra={"payload": event_payload("payments", [str(ids[0]), str(ids[1])])}),
+        ]
+    }
+    assert dag.get_task("payment_ids").python_callable(triggering_asset_events=events) == [str(i) for i in ids]

@@ -86,7 +86,9 @@ def test_every_example_dag_imports_without_errors():
         "example_piriod_sync_customers",
         "example_piriod_invoice_usage",
         "example_piriod_pause_dunning",
-    } | ({"example_piriod_on_new_customer"} if airflow_v3() else set())  # AssetWatcher is Airflow 3
+    } | (
+        {"example_piriod_on_new_customer", "example_piriod_on_payment"} if airflow_v3() else set()
+    )  # AssetWatcher is Airflow 3
     assert all("piriod" in dag.tags for dag in bag.dags.values())
 
 

@@ -99,6 +99,16 @@ def get_provider_info() -> dict:
                         "description": "Refuse every write (create, update, action, archive) before any request.",
                         "schema": {"type": ["boolean", "null"], "default": False},
                     },
+                    "webhook_secret": {
+                        "label": "Webhook secret",
+                        "description": "The secret Piriod shows for the webhook (whsecret_...): turns on the receiver.",
+                        "schema": {"type": ["string", "null"], "default": ""},
+                    },
+                    "allow_unsigned_webhooks": {
+                        "label": "Allow unsigned webhooks",
+                        "description": "Accept deliveries without a signature from loopback clients (tests only).",
+                        "schema": {"type": ["boolean", "null"], "default": False},
+                    },
                 },
             }
         ],

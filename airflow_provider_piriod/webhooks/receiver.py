@@ -103,7 +103,7 @@ async def handle(conn_id: str, request: Any) -> str:
 async def read_body(request: Any) -> bytes:
     """The body, at most MAX_BODY_BYTES, arriving within BODY_SECONDS (a trickled body is cut off)."""
     declared = request.headers.get("content-length")
-    if declared is not None and (not declared.isdigit() or int(declared) > MAX_BODY_BYTES):
+    if declared is not None and (not (declared.isascii() and declared.isdigit()) or int(declared) > MAX_BODY_BYTES):
         raise Refused(413, "a Content-Length over 64 KiB")
     chunks: list[bytes] = []
     size = 0
@@ -129,7 +129,9 @@ def parse_delivery(body: bytes) -> tuple[str, str, dict[str, Any]]:
         payload = jsoncodec.loads(body)
     except ValueError:
         raise Refused(400, "a body that is not JSON") from None
-    if not isinstance(payload, dict) or set(payload) != {"event", "object_id"}:
+    # event first, as Piriod sends it: the signature covers the values concatenated, and with the order free a
+    # genuine signature would fit another body whose values concatenate alike
+    if not isinstance(payload, dict) or list(payload) != ["event", "object_id"]:
         raise Refused(400, "a body that is not {event, object_id}")
     event, object_id = payload["event"], payload["object_id"]
     if not isinstance(event, str) or not _EVENT.fullmatch(event):
@@ -153,14 +155,20 @@ def webhook_settings(conn_id: str) -> tuple[str, bool]:
         raise Refused(401, "a connection this API server does not know") from None
     if getattr(conn, "conn_type", None) != "piriod":
         raise Refused(401, "a connection that is not of type piriod")
-    secret, unsigned = webhook_options(conn)
+    try:
+        secret, unsigned = webhook_options(conn)
+    except Exception:
+        raise Refused(
+            401, "a connection whose webhook extras cannot be read (webhook_secret must be a string)"
+        ) from None
     if secret:
         mask_secret(secret)
     return secret, unsigned
 
 
 def _log_refusal(conn_id: str, reason: str) -> None:
-    key = (conn_id if _CONN_ID.fullmatch(conn_id) else "?", reason)
+    known = _CONN_ID.fullmatch(conn_id) and "does not know" not in reason and "cannot be" not in reason
+    key = (conn_id if known else "(unknown connections)", reason)
     now = time.monotonic()
     if now - _last_logged.get(key, -LOG_EVERY) < LOG_EVERY:
         return

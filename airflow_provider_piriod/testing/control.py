@@ -11,7 +11,12 @@
     PATCH  /__emulator__/{resource}/{id}     change fields now, or later with after_seconds / after_requests
     PUT    /__emulator__/latency             {"ms": 20}
     PUT    /__emulator__/rate_limit          {"per_second": 200, "burst": 20}; 0 turns it off
-    POST   /__emulator__/reset               clear log, faults, pending changes and the request counter
+    POST   /__emulator__/reset               clear log, faults, pending changes, request counter, webhook log
+    PUT    /__emulator__/webhooks            register a webhook (re-enables it): {"url": ..., "secret": "whsecret_...",
+                                             "events": null, "retries": 3, "retry_delay": 0.5, "timeout": 6,
+                                             "faults": {"bad_signature": false, "duplicate": false, "slow": 0}}
+                                             GET: it, its state and every delivery attempt; DELETE: unregister
+                                             (see :mod:`airflow_provider_piriod.testing.webhooks`)
 
 ``{resource}`` is any resource the API serves. A created object belongs to an existing parent (the
 ``customer``, ``invoice``, ``product`` or ``payment`` the body names, else a random one of the same
@@ -95,6 +100,14 @@ def _settings_route(state: EmulatorState, method: str, route: str, payload: Any)
     if route == "latency" and method == "PUT":
         state.latency = float(payload["ms"]) / 1000.0
         return json_response(200, {"latency_ms": state.latency * 1000})
+    if route == "webhooks":
+        if method == "PUT":
+            return json_response(200, state.webhooks.configure(payload))
+        if method == "DELETE":
+            state.webhooks.remove()
+            return json_response(200, {"removed": True})
+        if method == "GET":
+            return json_response(200, state.webhooks.describe())
     if route == "reset" and method == "POST":
         state.reset()
         return json_response(200, {"reset": True})

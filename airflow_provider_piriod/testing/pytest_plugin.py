@@ -21,7 +21,7 @@ _DAGS_FOLDER_OPTION = "piriod_dags_folder"
 _HOME_KEY = pytest.StashKey[str]()
 #: inherited ``AIRFLOW__*`` settings the throwaway Airflow keeps: none of them can point outside it
 _KEPT_SETTINGS = frozenset({"AIRFLOW__LOGGING__LOGGING_LEVEL", "AIRFLOW__CORE__UNIT_TEST_MODE"})
-_EMULATOR_OPTIONS = "customers, seed, latency_ms, products, invoices_per_customer, token, workspace, conn_id"
+_EMULATOR_OPTIONS = "customers, seed, latency_ms, products, invoices_per_customer, token, workspace, webhook, conn_id"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -120,8 +120,9 @@ def piriod_emulator(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPa
     The API takes writes too; ``objects(resource)`` gives back everything stored (writes included) and
     ``count_requests("POST", "/invoices/")`` counts the requests of one method and path.
     Options through ``@pytest.mark.piriod_emulator(customers=..., seed=..., latency_ms=..., products=...,
-    invoices_per_customer=..., conn_id=...)``; ``conn_id`` names the connection to set (for DAGs that
-    use another id than ``piriod_default``).
+    invoices_per_customer=..., webhook=..., conn_id=...)``; ``conn_id`` names the connection to set (for DAGs
+    that use another id than ``piriod_default``); ``webhook={"url": ..., "secret": ...}`` registers a webhook
+    at start (as ``set_webhook``, which also works later: ``webhook_deliveries()`` lists every attempt).
     """
     from airflow_provider_piriod.testing.server import PiriodEmulator
 

@@ -93,6 +93,7 @@ class PiriodEmulator:
         in_process: bool = True,
         products: int = 6,
         invoices_per_customer: int = 3,
+        webhook: dict[str, Any] | None = None,
     ) -> None:
         self.options: dict[str, Any] = {
             "customers": customers,
@@ -104,6 +105,7 @@ class PiriodEmulator:
             "products": products,
             "invoices_per_customer": invoices_per_customer,
         }
+        self._webhook = webhook  # registered once started: {"url": ..., "secret": ..., ...} as for set_webhook
         self._port = port
         self._in_process = in_process
         self._server: uvicorn.Server | None = None
@@ -125,6 +127,8 @@ class PiriodEmulator:
             self._start_process()
         info = self.info()
         self.token, self.workspace = info["token"], info["workspace"]
+        if self._webhook:
+            self._control("PUT", "webhooks", self._webhook)
         return self
 
     def stop(self) -> None:
@@ -376,8 +380,55 @@ class PiriodEmulator:
         self._control("PUT", "rate_limit", {"per_second": per_second, "burst": burst})
 
     def reset(self) -> None:
-        """Forget requests, faults and pending changes; the data stays as it is."""
+        """Forget requests, faults, pending changes and webhook deliveries; the data (and webhook) stay."""
         self._control("POST", "reset")
+
+    # ------------------------------------------------------------------ webhooks
+
+    def set_webhook(
+        self,
+        url: str,
+        secret: str,
+        events: list[str] | None = None,
+        *,
+        retries: int | None = None,
+        retry_delay: float | None = None,
+        timeout: float | None = None,
+        faults: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """
+        Register (or re-register, re-enabling) a webhook: every object created from now on (customer, payment,
+        invoice, subscription) is POSTed to ``url``, signed with ``secret``. ``events`` None means all;
+        ``faults`` e.g. ``{"bad_signature": True, "duplicate": True, "slow": 2.0}``. See
+        :mod:`airflow_provider_piriod.testing.webhooks` for retries and disabling.
+        """
+        settings = {"retries": retries, "retry_delay": retry_delay, "timeout": timeout, "faults": faults}
+        payload: dict[str, Any] = {"url": url, "secret": secret, "events": events}
+        payload.update({key: value for key, value in settings.items() if value is not None})
+        return self._control("PUT", "webhooks", payload)
+
+    def clear_webhook(self) -> None:
+        """Unregister the webhook: nothing more is sent (the deliveries log stays until :meth:`reset`)."""
+        self._control("DELETE", "webhooks")
+
+    def webhook(self) -> dict[str, Any]:
+        """The webhook's settings and state with ``disabled``, ``disabled_code`` and ``deliveries``."""
+        return self._control("GET", "webhooks")
+
+    def webhook_deliveries(self) -> list[dict[str, Any]]:
+        """Every delivery attempt, oldest first (``event``, ``object_id``, ``attempt``, ``code``, ``ok``, ...)."""
+        return self.webhook()["deliveries"]
+
+    def wait_for_webhooks(self, count: int = 1, *, timeout: float = 10.0, ok: bool = True) -> list[dict[str, Any]]:
+        """Wait until ``count`` attempts (only successful ones when ``ok``) are logged and return them all."""
+        deadline = time.monotonic() + timeout
+        while True:
+            attempts = self.webhook_deliveries()
+            if sum(1 for a in attempts if a["ok"] or not ok) >= count:
+                return attempts
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{count} webhook deliveries did not happen within {timeout} s: {attempts}")
+            time.sleep(0.02)
 
 
 def _with_timing(fields: dict[str, Any], after_seconds: float | None, after_requests: int | None) -> dict[str, Any]:

@@ -32,6 +32,7 @@ from airflow_provider_piriod.testing.mint import Mint, country_of
 from airflow_provider_piriod.testing.moments import restamp
 from airflow_provider_piriod.testing.resource_specs import BILLING_RESOURCES, RESOURCES
 from airflow_provider_piriod.testing.store import Collection
+from airflow_provider_piriod.testing.webhooks import WebhookSender
 
 DEFAULT_PRODUCTS = 6
 DEFAULT_INVOICES_PER_CUSTOMER = 3
@@ -136,6 +137,7 @@ class EmulatorState:
         self.requests: deque[dict[str, Any]] = deque(maxlen=log_size)
         self.faults: list[Fault] = []
         self.pending: list[PendingChange] = []
+        self.webhooks = WebhookSender()
         self._fault_ids = 0
         self._seed = seed
         self._products = products
@@ -231,6 +233,7 @@ class EmulatorState:
             for contact in record["contacts"]:
                 contact["customer"] = record["id"]
         self._add_customer(record, workspace or self.workspace)
+        self.created("customers", record, workspace)
         return record
 
     def update_customer(self, customer_id: str, fields: dict[str, Any]) -> dict[str, Any]:
@@ -246,7 +249,13 @@ class EmulatorState:
         record.update(fields)
         collection.add(record, workspace)
         self._link_new(resource, record)
+        self.created(resource, record, workspace)
         return collection.shown(record)
+
+    def created(self, resource: str, record: dict[str, Any], workspace: str | None = None) -> None:
+        """An object was just created (API or control API): a webhook delivery, for this workspace's objects."""
+        if (workspace or self.workspace) == self.workspace:
+            self.webhooks.created(resource, record["id"])
 
     def update(self, resource: str, object_id: Any, fields: dict[str, Any]) -> dict[str, Any]:
         """Change fields of one object now; ``updated`` moves to now (in the record's own timestamp shape)."""
@@ -369,3 +378,4 @@ class EmulatorState:
         self.requests.clear()
         self.faults.clear()
         self.pending.clear()
+        self.webhooks.reset()

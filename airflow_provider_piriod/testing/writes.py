@@ -106,6 +106,7 @@ def _create(
     collection = state.collection(resource)
     collection.add(record, workspace)
     _link(state, resource, record)
+    state.created(resource, record, workspace)
     return json_response(201, collection.shown(record))
 
 

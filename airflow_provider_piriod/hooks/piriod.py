@@ -352,12 +352,12 @@ class PiriodHook(_PiriodHookBase):
     ) -> tuple[dict[str, Any], bool]:
         """:meth:`run_action`, and whether the action was sent (False: the object was in its target state)."""
         spec = get_resource(resource)
-        path = spec.object_path(validate_object_id(object_id, integers=spec.integer_ids))
+        checked_id = validate_object_id(object_id, integers=spec.integer_ids)
         spec.action(action)
         body = None if data is None else check_data(data)
         self._writer.check_allowed(spec, "action")
         report_read(self, self.settings, spec, written=True)
-        return self._writer.run_action(spec, path, action, body)
+        return self._writer.run_action(spec, checked_id, action, body)
 
     def archive_object(self, resource: str, object_id: str | int) -> None:
         """DELETE one object (Piriod archives a customer that has history); retried like a read."""

@@ -30,6 +30,7 @@ from airflow_provider_piriod.exceptions import (
     PiriodError,
     PiriodInputError,
     PiriodResponseError,
+    PiriodValidationError,
 )
 from airflow_provider_piriod.resources import WRITE_METHODS, Resource
 
@@ -42,6 +43,8 @@ WRITE_KEY_FIELD = "airflow_write_key"
 #: how many times an ambiguous create or action is looked up and, if not there, sent again
 MAX_RESOLUTIONS = 3
 MAX_KEY_CHARS = 200
+#: a lookup by write key reads at most this many objects (1,000 pages) when Piriod ignores the filter
+MAX_LOOKUP_OBJECTS = 100_000
 
 
 def check_data(data: Any, argument: str = "data") -> dict[str, Any]:
@@ -128,33 +131,64 @@ class Writer:
                 if resolution == MAX_RESOLUTIONS:
                     raise
                 self.log.warning("%s; looking the %s up by its write key", exc, resource.label)
-                found = self.find_by_key(resource, key)
+                found = self.resolve(resource, key, exc)
                 if found is not None:
                     return found
                 continue  # not there: Piriod did not create it, so sending it again is safe
-            if not isinstance(created, dict) or "id" not in created:  # 2xx, yet no object: look for it
-                found = self.find_by_key(resource, key)
-                if found is not None:
-                    return found
-                raise PiriodResponseError(
-                    f"Piriod POST {resource.path}: answered {type(created).__name__} without an object, and no "
-                    f"{resource.label} with this write key exists",
-                    method="POST",
-                    path=resource.path,
-                )
-            return created
+            if is_created_object(created, key):
+                return created
+            return self.find_created(resource, key, created)
         raise AssertionError("unreachable")  # the loop returns or raises
+
+    def resolve(self, resource: Resource, key: str, ambiguity: PiriodAmbiguousWriteError) -> dict[str, Any] | None:
+        """After an ambiguous create: the object with ``key``, or None when it surely is not there. A lookup
+        that cannot tell (it failed, or cannot read the objects) leaves the create ambiguous."""
+        try:
+            return self.find_by_key(resource, key)
+        except PiriodError as exc:
+            raise PiriodAmbiguousWriteError(
+                f"{ambiguity}; looking it up by its write key failed too ({exc}): whether the {resource.label} "
+                "exists is unknown, check before running again",
+                status_code=ambiguity.status_code,
+                method=ambiguity.method,
+                path=ambiguity.path,
+            ) from exc
+
+    def find_created(self, resource: Resource, key: str, answer: Any) -> dict[str, Any]:
+        """A 2xx whose body is not the object carrying ``key`` (no id, another write key): Piriod made
+        something, so the object is looked up by key, never sent again."""
+        what = "another write key" if isinstance(answer, dict) and has_id(answer) else "no id"
+        ambiguity = PiriodAmbiguousWriteError(
+            f"Piriod POST {resource.path} answered 2xx with {what} ({type(answer).__name__})",
+            method="POST",
+            path=resource.path,
+        )
+        found = self.resolve(resource, key, ambiguity)
+        if found is not None:
+            return found
+        raise PiriodResponseError(
+            f"Piriod POST {resource.path}: answered 2xx with {what}, and no {resource.label} with this write key "
+            "exists",
+            method="POST",
+            path=resource.path,
+        )
 
     def find_by_key(self, resource: Resource, key: str) -> dict[str, Any] | None:
         """The object whose metadata holds ``key``, or None. Checked on the objects themselves, so a Piriod
-        that ignored the filter costs a longer scan, never a wrong answer. More than one is an error."""
+        that ignored the filter costs a longer scan (up to ``MAX_LOOKUP_OBJECTS``), never a wrong answer.
+        An object whose metadata cannot be read, more than one match, or a scan cut short raise: none of
+        them can tell that the object is not there."""
         params = {f"metadata__{WRITE_KEY_FIELD}": key, "page_size": "100"}
         matches, scanned = [], 0
-        for item in self.transport.iter_list(resource, params, 1):
-            scanned += 1
-            metadata = item.get("metadata") if isinstance(item, dict) else None
-            if isinstance(metadata, dict) and metadata.get(WRITE_KEY_FIELD) == key:
-                matches.append(item)
+        try:
+            for item in self.transport.iter_list(resource, params, 1):
+                scanned += 1
+                if write_key_of(item, resource) == key:
+                    matches.append(item)
+                if scanned >= MAX_LOOKUP_OBJECTS:
+                    break
+        except PiriodValidationError as exc:  # the lookup's 400 is no refusal of the write
+            raise PiriodResponseError(f"the lookup by write key was not accepted: {exc}", path=resource.path) from exc
         if scanned > len(matches):
             self.log.warning(
                 "Piriod ignored the metadata__%s filter on %s: %d objects scanned to find the write key",
@@ -165,6 +199,12 @@ class Writer:
         if len(matches) > 1:
             ids = ", ".join(str(m.get("id")) for m in matches[:10])
             raise PiriodError(f"{len(matches)} {resource.name} carry the same write key ({ids}): resolve by hand")
+        if not matches and scanned >= MAX_LOOKUP_OBJECTS:
+            raise PiriodResponseError(
+                f"Piriod ignored the metadata__{WRITE_KEY_FIELD} filter on {resource.name}, and the first "
+                f"{MAX_LOOKUP_OBJECTS} objects do not carry the write key: stopped looking",
+                path=resource.path,
+            )
         return matches[0] if matches else None
 
     # ------------------------------------------------------------------ updates, archives, actions
@@ -178,15 +218,16 @@ class Writer:
         return self.transport.write("DELETE", object_path, None, f"archive {resource.label}")
 
     def run_action(
-        self, resource: Resource, object_path: str, action_name: str, data: dict[str, Any] | None
+        self, resource: Resource, object_id: str, action_name: str, data: dict[str, Any] | None
     ) -> tuple[dict[str, Any], bool]:
         """Run ``action`` unless the object already has one of its done statuses; a lost answer is resolved by
-        reading the status back, and the action is sent again only while the object is not done.
-        Returns the object and whether the action was sent."""
+        reading the status back, and the action is sent again only while the object is not done. Every
+        answer and read must be the object asked for. Returns the object and whether the action was sent."""
         self.check_allowed(resource, "action")
         action = resource.action(action_name)
         what = f"{action.name} {resource.label}"
-        current = self.transport.get_json(object_path)
+        object_path = resource.object_path(object_id)
+        current = self.transport.get_object(resource, object_id)
         sent = False
         for resolution in range(MAX_RESOLUTIONS + 1):
             if status_of(current) in action.done:
@@ -199,12 +240,33 @@ class Writer:
                 if resolution == MAX_RESOLUTIONS:
                     raise
                 self.log.warning("%s; reading the %s's status back", exc, resource.label)
-                current = self.transport.get_json(object_path)
+                current = self.read_back(resource, object_id, exc)
                 continue
-            if isinstance(answer, dict) and status_of(answer) in action.done:
+            if is_object(answer, object_id) and status_of(answer) in action.done:
                 return answer, sent
-            return self.transport.get_json(object_path), sent  # an empty or partial answer: the object as it is
+            current = self.transport.get_object(resource, object_id)  # an empty, partial or odd answer
+            if status_of(current) in action.done:
+                return current, sent
+            raise PiriodResponseError(
+                f"Piriod accepted {what} {object_id!r}, but its status is {str(status_of(current))[:40]!r}, not "
+                f"one of {sorted(action.done)}: not counted as done",
+                method=action.method,
+                path=action.path(object_path),
+            )
         raise AssertionError("unreachable")
+
+    def read_back(self, resource: Resource, object_id: str, ambiguity: PiriodAmbiguousWriteError) -> dict[str, Any]:
+        """The object after an ambiguous action; a read that fails leaves the action ambiguous."""
+        try:
+            return self.transport.get_object(resource, object_id)
+        except PiriodError as exc:
+            raise PiriodAmbiguousWriteError(
+                f"{ambiguity}; reading the {resource.label}'s status back failed too ({exc}): whether it was done "
+                "is unknown, check before running again",
+                status_code=ambiguity.status_code,
+                method=ambiguity.method,
+                path=ambiguity.path,
+            ) from exc
 
     def check_allowed(self, resource: Resource, write: str) -> None:
         if self.settings.read_only:
@@ -223,6 +285,40 @@ def with_write_key(data: dict[str, Any], key: str) -> dict[str, Any]:
     if metadata is not None and not isinstance(metadata, Mapping):
         raise PiriodInputError(f"data['metadata'] must be a mapping; got {type(metadata).__name__}")
     return {**data, "metadata": {**(metadata or {}), WRITE_KEY_FIELD: key}}
+
+
+def has_id(obj: dict[str, Any]) -> bool:
+    value = obj.get("id")
+    return isinstance(value, (str, int)) and not isinstance(value, bool) and str(value) != ""
+
+
+def is_object(answer: Any, object_id: str) -> bool:
+    """Whether an answer is the object ``object_id`` (``12`` answers ``"12"``)."""
+    return isinstance(answer, dict) and has_id(answer) and str(answer["id"]) == object_id
+
+
+def is_created_object(answer: Any, key: str) -> bool:
+    """Whether a create's 2xx body is the object made: an id, and our write key if it shows metadata."""
+    if not isinstance(answer, dict) or not has_id(answer):
+        return False
+    metadata = answer.get("metadata")
+    return not isinstance(metadata, Mapping) or metadata.get(WRITE_KEY_FIELD, key) == key
+
+
+def write_key_of(item: Any, resource: Resource) -> Any:
+    """The write key in a listed object's metadata (None if it has none). Metadata not shown, or not shown as
+    an object, raises: the key might be there."""
+    metadata = item.get("metadata", ...) if isinstance(item, dict) else ...
+    if metadata is None:
+        return None
+    if not isinstance(metadata, Mapping):
+        object_id = str(item.get("id"))[:40] if isinstance(item, dict) else "?"
+        shown = "does not show" if metadata is ... else f"shows as {type(metadata).__name__}"
+        raise PiriodResponseError(
+            f"Piriod {shown} the metadata of {resource.label} {object_id!r}: a write key cannot be looked up in it",
+            path=resource.path,
+        )
+    return metadata.get(WRITE_KEY_FIELD)
 
 
 def status_of(obj: Any) -> Any:

@@ -42,11 +42,18 @@ class Progress:
         self.log.info("%s: %d of %d done (%s)", self.what, done, self.total, parts)
 
 
+#: the most one refused record's text takes in a task error
+REFUSAL_CHARS = 400
+
+
 def refusal_text(exc: PiriodValidationError) -> str:
     """Piriod's field errors of one refused write, short: ``email: Enter a valid email address.``"""
     if exc.errors:
-        return "; ".join(f"{name}: {' '.join(messages)[:200]}" for name, messages in list(exc.errors.items())[:10])
-    return str(exc)[:300]
+        fields = list(exc.errors.items())[:5]
+        text = "; ".join(f"{name[:60]}: {' '.join(messages)[:150]}" for name, messages in fields)
+    else:
+        text = str(exc)
+    return text if len(text) <= REFUSAL_CHARS else text[: REFUSAL_CHARS - 3] + "..."
 
 
 def run_each(

@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from airflow_provider_piriod.exceptions import PiriodInputError
+from airflow_provider_piriod.exceptions import PiriodInputError, PiriodResponseError
+from airflow_provider_piriod.hooks.writes import check_data
 
 CREATE, UPDATE, UNCHANGED, FAILED = "created", "updated", "unchanged", "failed"
 
@@ -70,8 +71,23 @@ def match_value(obj: Mapping[str, Any], match_on: str) -> str | None:
     return str(value)
 
 
+def object_match_value(obj: Any, match_on: str, label: str) -> str | None:
+    """:func:`match_value` of an object Piriod listed; one that does not show the field (or shows metadata
+    as something other than an object) raises, since the record it would match could not be recognised."""
+    outer = match_on.split(".", 1)[0]
+    shown = obj.get(outer, ...) if isinstance(obj, Mapping) else ...
+    if shown is ... or ("." in match_on and shown is not None and not isinstance(shown, Mapping)):
+        object_id = str(obj.get("id"))[:40] if isinstance(obj, Mapping) else "?"
+        how = "does not show" if shown is ... else f"shows as {type(shown).__name__}"
+        raise PiriodResponseError(
+            f"Piriod {how} {outer} of {label} {object_id!r}: records cannot be matched on {match_on}; nothing written"
+        )
+    return match_value(obj, match_on)
+
+
 def check_records(records: Any, match_on: str) -> list[dict[str, Any]]:
-    """Every record a mapping with a value at ``match_on``, no value twice: refused before any request."""
+    """Every record a mapping that can be sent, with a value at ``match_on``, no value twice: refused before
+    any request."""
     if isinstance(records, (str, bytes)) or not isinstance(records, Sequence):
         raise PiriodInputError(f"records must be a list of mappings; got {type(records).__name__}")
     seen: dict[str, int] = {}
@@ -87,7 +103,7 @@ def check_records(records: Any, match_on: str) -> list[dict[str, Any]]:
                 f"records[{seen[value]}] and records[{index}] have the same {match_on}: which one to write is ambiguous"
             )
         seen[value] = index
-        checked.append(dict(record))
+        checked.append(check_data(record, f"records[{index}]"))
     return checked
 
 

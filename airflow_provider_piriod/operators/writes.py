@@ -26,6 +26,7 @@ from airflow_provider_piriod.operators.upsert_plan import (
     check_records,
     match_filter,
     match_value,
+    object_match_value,
     plan_record,
     summary,
 )
@@ -91,7 +92,7 @@ class _PiriodWriteOperator(BaseOperator):
         )
         failures = [p for p in plan if p.action == FAILED]
         if failures:
-            named = "; ".join(f"record {p.index} ({p.match}): {p.error}" for p in failures[:NAMED_FAILURES])
+            named = "; ".join(f"records[{p.index}]: {p.error}" for p in failures[:NAMED_FAILURES])  # no values
             more = f"; and {len(failures) - NAMED_FAILURES} more" if len(failures) > NAMED_FAILURES else ""
             raise PiriodInputError(f"Piriod refused {len(failures)} of {len(plan)} {self.spec.label}s: {named}{more}")
         report: dict[str, Any] = dict(counts)
@@ -215,7 +216,7 @@ class PiriodUpsertOperator(_PiriodWriteOperator):
         else:
             objects = self._lookups(sorted(v for v in wanted if v), match_on)
         for obj in objects:
-            value = match_value(obj, match_on)
+            value = object_match_value(obj, match_on, self.spec.label)
             if value is not None and value in wanted:
                 found.setdefault(value, []).append(obj)
         return found

@@ -6,7 +6,8 @@ Every refusal says as little as possible (a forger learns nothing from the answe
 unknown connection, a connection of another type and a connection without ``webhook_secret``; the log
 says which, without the secret or the signature. An authentic delivery gets a 2xx well inside Piriod's
 6 s, whatever happens next (an event the registry cannot map is logged and acknowledged: three
-non-2xx answers in a row make Piriod disable the webhook). Nothing here calls Piriod.
+non-2xx answers in a row make Piriod disable the webhook); one the metadata database fails to record
+within 4 s gets a 503, so that Piriod sends it again. Nothing here calls Piriod.
 """
 
 # no ``from __future__ import annotations``: FastAPI reads the route's annotations (``Request``) at runtime
@@ -18,12 +19,15 @@ from typing import Any
 
 from airflow_provider_piriod import jsoncodec
 from airflow_provider_piriod.resources import resource_for_event
+from airflow_provider_piriod.transport.answers import redact
 from airflow_provider_piriod.webhooks.signature import is_authentic
 
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 64 * 1024
 BODY_SECONDS = 5.0
+#: recording the event may take this long; after it the answer is a 503, inside Piriod's 6 s
+RECORD_SECONDS = 4.0
 SIGNATURE_HEADER = "x-piriod-signature"
 _CONN_ID = re.compile(r"[A-Za-z0-9_.\-]{1,250}")
 _EVENT = re.compile(r"[a-z][a-z0-9_]{0,40}\.[a-z][a-z0-9_.]{0,60}")
@@ -45,6 +49,7 @@ _ANSWERS = {
     401: {"detail": "not accepted"},
     408: {"detail": "the body did not arrive in time"},
     413: {"detail": "body too large"},
+    503: {"detail": "not recorded, send it again"},
 }
 _last_logged: dict[tuple[str, str], float] = {}
 
@@ -61,7 +66,8 @@ def create_app() -> Any:
         try:
             outcome = await handle(conn_id, request)
         except Refused as refused:
-            _log_refusal(conn_id, str(refused))
+            if refused.status != 503:  # a delivery not recorded was logged where it happened
+                _log_refusal(conn_id, str(refused))
             return JSONResponse(_ANSWERS[refused.status], status_code=refused.status)
         return JSONResponse({"status": outcome}, status_code=200)
 
@@ -93,9 +99,18 @@ async def handle(conn_id: str, request: Any) -> str:
         log.warning("Piriod webhook on %r: event %r is not one this provider maps to a resource; acknowledged",
                     conn_id, event)  # fmt: skip
         return "ignored"
-    from airflow_provider_piriod.webhooks.asset_events import record_delivery
+    from airflow_provider_piriod.webhooks import asset_events
 
-    outcome = await run_in_threadpool(record_delivery, conn_id, resource, event, object_id)
+    try:
+        recording = run_in_threadpool(asset_events.record_delivery, conn_id, resource, event, object_id)
+        outcome = await asyncio.wait_for(recording, RECORD_SECONDS)
+    except Exception as exc:  # the metadata database is down or slow: a failure Piriod retries
+        why = f"not recorded within {RECORD_SECONDS:g} s" if isinstance(exc, asyncio.TimeoutError) else "not recorded"
+        detail = redact(f"{type(exc).__name__}: {str(exc)[:300]}", [secret] if secret else [])
+        log.error("Piriod webhook on %r: %s %s %s (%s); answered 503 so that Piriod sends it again (a "
+                  "recording that still lands makes the retry a duplicate)", conn_id, event, object_id, why,
+                  detail)  # fmt: skip
+        raise Refused(503, why) from None
     log.info("Piriod webhook on %r: %s %s: %s", conn_id, event, object_id, outcome)
     return outcome
 

@@ -330,3 +330,48 @@ def test_the_event_goes_to_the_active_asset_of_the_uri(receiver, payments_asset)
     finally:
         with create_session() as session:
             session.query(AssetModel).filter_by(name="piriod_payments_renamed").delete()
+
+
+# ---------------------------------------------------------------------- the database fails or is slow
+
+
+@airflow3
+def test_a_delivery_the_database_cannot_record_gets_a_503_and_an_error_line(
+    receiver, payments_asset, monkeypatch, caplog
+):
+    """Not recorded: a failure for Piriod, which retries; the log says so without the secret."""
+    from airflow_provider_piriod.webhooks import asset_events
+
+    def broken(*args, **kwargs):
+        raise RuntimeError(f"could not connect to server (secret {SECRET})")
+
+    monkeypatch.setattr(asset_events, "record_delivery", broken)
+    caplog.set_level(logging.INFO)
+    answer = deliver(receiver, PAYMENT)
+    assert answer.status_code == 503 and answer.json() == {"detail": "not recorded, send it again"}
+    assert "not recorded" in caplog.text and "RuntimeError" in caplog.text
+    assert SECRET not in caplog.text and SECRET not in answer.text
+
+
+@airflow3
+def test_a_database_slower_than_piriods_limit_gets_a_503_in_time_and_the_retry_is_deduplicated(
+    receiver, payments_asset, monkeypatch
+):
+    from airflow_provider_piriod.webhooks import asset_events
+
+    record = asset_events.record_delivery
+
+    def slow(*args, **kwargs):
+        time.sleep(5)
+        return record(*args, **kwargs)
+
+    monkeypatch.setattr(asset_events, "record_delivery", slow)
+    started = time.monotonic()
+    answer = deliver(receiver, PAYMENT)
+    assert answer.status_code == 503 and time.monotonic() - started < 5.5  # inside Piriod's 6 s
+    monkeypatch.setattr(asset_events, "record_delivery", record)
+    deadline = time.monotonic() + 10
+    while not events() and time.monotonic() < deadline:  # the slow recording still lands
+        time.sleep(0.1)
+    assert deliver(receiver, PAYMENT).json() == {"status": "duplicate"}
+    assert len(events()) == 1

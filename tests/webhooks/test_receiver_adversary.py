@@ -367,7 +367,10 @@ def test_the_event_loop_keeps_answering_while_the_threadpool_is_busy(receiver, p
         started = time.monotonic()
         assert deliver(receiver, PAYMENT, conn="..%2Fx").status_code == 401
         assert time.monotonic() - started < 1
-        assert {f.result().status_code for f in slow} == {200}
+        answers = [f.result() for f in slow]
+    # those that waited for a thread past RECORD_SECONDS get a 503 (Piriod sends them again), all inside 6 s
+    assert {a.status_code for a in answers} <= {200, 503} and 200 in {a.status_code for a in answers}
+    assert max(a.elapsed.total_seconds() for a in answers) < 6
 
 
 @pytest.mark.skipif(not os.environ.get("PIRIOD_TIMING"), reason="measurement only: PIRIOD_TIMING=1 prints medians")

@@ -57,12 +57,17 @@ start_postgres() {
     runuser -u postgres -- "$PGBIN/createdb" -h 127.0.0.1 -p "$PGPORT" -U airflow airflow
 }
 
-start_emulator() { # exports EMULATOR_URL and the piriod_default connection it prints
+start_emulator() { # exports EMULATOR_URL and the piriod_default connection it prints, with a webhook secret
     start emulator "$BIN/piriod-emulator" --port 0 --customers 300 --seed 0
     wait_for 30 "the emulator" grep -q '^export AIRFLOW_CONN_PIRIOD_DEFAULT' "$WORK/logs/emulator.log"
     eval "$(grep '^export AIRFLOW_CONN_PIRIOD_DEFAULT' "$WORK/logs/emulator.log")"
     EMULATOR_URL=$(sed -n 's/^Piriod emulator listening on //p' "$WORK/logs/emulator.log")
-    export EMULATOR_URL
+    E2E_WEBHOOK_SECRET=whsecret_$("$BIN/python" -c 'import secrets; print(secrets.token_hex(20))')
+    AIRFLOW_CONN_PIRIOD_DEFAULT=$("$BIN/python" -c 'import json, os, sys
+conn = json.loads(os.environ["AIRFLOW_CONN_PIRIOD_DEFAULT"])
+conn["extra"] = {**conn.get("extra", {}), "webhook_secret": sys.argv[1]}
+print(json.dumps(conn))' "$E2E_WEBHOOK_SECRET")
+    export EMULATOR_URL E2E_WEBHOOK_SECRET AIRFLOW_CONN_PIRIOD_DEFAULT
 }
 
 start_redis() { # the Celery broker: loopback only, nothing written to disk
@@ -109,10 +114,12 @@ start_airflow() { # api-server, scheduler, dag-processor and triggerer, on a mig
     "$BIN/airflow" db migrate >"$WORK/logs/migrate.log" 2>&1
     # every component reads and writes the task logs in AIRFLOW_HOME/logs, so none serves them over
     # HTTP (Airflow's log server listens on every interface, not on loopback)
-    start api-server "$BIN/airflow" api-server
+    # the api-server's and the triggerer's pids live in files: a test may stop one and start another
+    # (cleanup kills every *.pid)
+    "$BIN/airflow" api-server >"$WORK/logs/api-server.log" 2>&1 &
+    echo $! >"$WORK/api-server.pid"
     start scheduler "$BIN/airflow" scheduler --skip-serve-logs
     start dag-processor "$BIN/airflow" dag-processor
-    # the triggerer's pid lives in a file: a test may stop it and start another (cleanup kills every *.pid)
     "$BIN/airflow" triggerer --skip-serve-logs >"$WORK/logs/triggerer.log" 2>&1 &
     echo $! >"$WORK/triggerer.pid"
 }
@@ -153,13 +160,15 @@ run_tests() {
 }
 
 check_token_not_logged() {
-    echo "==> the API token in the collected logs"
-    local token
+    echo "==> the API token and the webhook secret in the collected logs"
+    local token secret
     token=$(sed -n 's/^  token: *//p' "$WORK/logs/emulator.log")
-    if grep -rl --fixed-strings "$token" "$WORK/logs" "$AIRFLOW_HOME/logs" 2>/dev/null | grep -v emulator.log; then
-        echo "the API token appears in the logs above" >&2
-        return 1
-    fi
+    for secret in "$token" "$E2E_WEBHOOK_SECRET"; do
+        if grep -rl --fixed-strings "$secret" "$WORK/logs" "$AIRFLOW_HOME/logs" 2>/dev/null | grep -v emulator.log; then
+            echo "a secret appears in the logs above" >&2
+            return 1
+        fi
+    done
 }
 
 # ---------------------------------------------------------------- teardown

@@ -1,47 +1,18 @@
 """PiriodEventTrigger on the deployment's real triggerer: new customers become DAG runs, across a restart.
 
-Run by scripts/e2e.sh, which exports the deployment's environment and keeps the triggerer's pid in
-``$E2E_WORK/triggerer.pid`` (every pid listed in ``$E2E_WORK/*.pid`` is stopped at the end).
+Run by scripts/e2e.sh (see ``e2e_support``).
 """
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import time
 from collections import Counter
-from pathlib import Path
 
 import requests
+from e2e_support import API, EMULATOR, api_session, component_log, poll, start_component, stop_component
 
-API = os.environ["AIRFLOW_API_URL"]
-EMULATOR = os.environ["EMULATOR_URL"]
-WORK = Path(os.environ["E2E_WORK"])
 DAG_ID = "example_piriod_on_new_customer"
 ASSET = "piriod_new_customers"
-
-
-def api_session() -> requests.Session:
-    session = requests.Session()
-    token = requests.get(f"{API}/auth/token", timeout=30).json()["access_token"]
-    session.headers["Authorization"] = f"Bearer {token}"
-    return session
-
-
-def poll(what: str, seconds: float, check):
-    """``check()`` every second until it is truthy; an API answering an error now and then is asked again."""
-    deadline, error = time.monotonic() + seconds, None
-    while time.monotonic() < deadline:
-        try:
-            result = check()
-        except requests.HTTPError as exc:
-            result, error = None, exc
-        if result:
-            return result
-        time.sleep(1)
-    raise AssertionError(f"timed out after {seconds:g} s waiting for {what} (last API error: {error})")
 
 
 def new_customers(count: int) -> list[str]:
@@ -82,31 +53,7 @@ def welcomed_ids(api: requests.Session) -> list[str]:
 
 
 def triggerer_log() -> str:
-    return "".join(path.read_text(errors="replace") for path in sorted((WORK / "logs").glob("triggerer*.log")))
-
-
-def stop_triggerer() -> None:
-    """SIGTERM the running triggerer and wait until it is gone."""
-    pid = int((WORK / "triggerer.pid").read_text())
-    os.kill(pid, signal.SIGTERM)
-    poll("the triggerer to stop", 120, lambda: not _alive(pid))
-
-
-def _alive(pid: int) -> bool:
-    """Running, not exited (an exited child stays a zombie until its parent reaps it)."""
-    try:
-        return "zombie" not in Path(f"/proc/{pid}/status").read_text().lower()
-    except OSError:
-        return False
-
-
-def start_triggerer() -> None:
-    """Another triggerer with the deployment's settings; its pid replaces the old one for the cleanup."""
-    airflow = Path(sys.executable).with_name("airflow")
-    log = (WORK / "logs" / "triggerer-restarted.log").open("ab")
-    command = [str(airflow), "triggerer", "--skip-serve-logs"]  # no log server on 0.0.0.0
-    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-    (WORK / "triggerer.pid").write_text(str(process.pid))
+    return component_log("triggerer")
 
 
 def test_new_customers_become_runs_and_a_restarted_triggerer_neither_repeats_nor_misses():
@@ -120,9 +67,9 @@ def test_new_customers_become_runs_and_a_restarted_triggerer_neither_repeats_nor
     assert sorted(poll("the announced ids", 60, lambda: announced_ids(api))) == sorted(first)
     time.sleep(6)  # the watcher stores its watermark 3 s after handing Airflow the events (event_sync_grace)
 
-    stop_triggerer()
+    stop_component("triggerer")
     missed = new_customers(4)  # created while no triggerer runs
-    start_triggerer()
+    start_component("triggerer", "--skip-serve-logs")  # no log server on 0.0.0.0
     poll("the restarted watcher to resume", 180, lambda: "resumed from the Asset State Store" in triggerer_log())
     poll("events for the sign-ups made while it was down", 120, lambda: set(announced_ids(api)) >= set(missed))
     time.sleep(15)  # a few more polls: nothing may arrive twice

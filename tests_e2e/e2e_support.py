@@ -42,6 +42,22 @@ def poll(what: str, seconds: float, check):
     raise AssertionError(f"timed out after {seconds:g} s waiting for {what} (last error: {error})")
 
 
+def returned_values(api: requests.Session, dag_id: str, task_id: str) -> list:
+    """Everything ``task_id`` returned (a list each) in every successful run of ``dag_id``, concatenated."""
+    runs = api.get(f"{API}/api/v2/dags/{dag_id}/dagRuns", params={"limit": 100}).json()["dag_runs"]
+    values: list = []
+    for run in runs:
+        if run["state"] != "success":
+            continue
+        response = api.get(
+            f"{API}/api/v2/dags/{dag_id}/dagRuns/{run['dag_run_id']}/taskInstances/{task_id}/xcomEntries/return_value",
+            params={"deserialize": "true", "stringify": "false"},
+        )
+        if response.ok:
+            values.extend(response.json()["value"])
+    return values
+
+
 def component_log(name: str) -> str:
     """Everything the component ``name`` and its restarted copies wrote."""
     return "".join(path.read_text(errors="replace") for path in sorted((WORK / "logs").glob(f"{name}*.log")))

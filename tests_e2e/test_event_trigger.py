@@ -9,7 +9,16 @@ import time
 from collections import Counter
 
 import requests
-from e2e_support import API, EMULATOR, api_session, component_log, poll, start_component, stop_component
+from e2e_support import (
+    API,
+    EMULATOR,
+    api_session,
+    component_log,
+    poll,
+    returned_values,
+    start_component,
+    stop_component,
+)
 
 DAG_ID = "example_piriod_on_new_customer"
 ASSET = "piriod_new_customers"
@@ -38,18 +47,7 @@ def announced_ids(api: requests.Session) -> list[str]:
 
 def welcomed_ids(api: requests.Session) -> list[str]:
     """The customer ids every successful run's send_welcome task returned."""
-    runs = api.get(f"{API}/api/v2/dags/{DAG_ID}/dagRuns", params={"limit": 100}).json()["dag_runs"]
-    ids: list[str] = []
-    for run in runs:
-        if run["state"] != "success":
-            continue
-        response = api.get(
-            f"{API}/api/v2/dags/{DAG_ID}/dagRuns/{run['dag_run_id']}/taskInstances/send_welcome/xcomEntries/return_value",
-            params={"deserialize": "true", "stringify": "false"},
-        )
-        if response.ok:
-            ids.extend(response.json()["value"])
-    return ids
+    return returned_values(api, DAG_ID, "send_welcome")
 
 
 def triggerer_log() -> str:

@@ -18,7 +18,16 @@ from datetime import datetime
 from typing import Any
 
 import requests
-from e2e_support import API, EMULATOR, api_session, component_log, poll, start_component, stop_component
+from e2e_support import (
+    API,
+    EMULATOR,
+    api_session,
+    component_log,
+    poll,
+    returned_values,
+    start_component,
+    stop_component,
+)
 
 PAYMENT_DAG = "example_piriod_on_payment"
 CUSTOMER_DAG = "example_piriod_on_new_customer"  # PiriodEventTrigger, polling every 3 s here
@@ -93,18 +102,7 @@ def latency(api: requests.Session, dag_id: str, object_id: str, made: float, **a
 
 def recorded_payments(api: requests.Session) -> list[str]:
     """What every successful run's ``record`` task returned: the payments it read through the hook."""
-    runs = api.get(f"{API}/api/v2/dags/{PAYMENT_DAG}/dagRuns", params={"limit": 100}).json()["dag_runs"]
-    ids: list[str] = []
-    for run in runs:
-        if run["state"] != "success":
-            continue
-        response = api.get(
-            f"{API}/api/v2/dags/{PAYMENT_DAG}/dagRuns/{run['dag_run_id']}/taskInstances/record/xcomEntries/return_value",
-            params={"deserialize": "true", "stringify": "false"},
-        )
-        if response.ok:
-            ids.extend(response.json()["value"])
-    return ids
+    return returned_values(api, PAYMENT_DAG, "record")
 
 
 def unpause(api: requests.Session, dag_id: str) -> None:

@@ -146,12 +146,8 @@ class Writer:
         try:
             return self.find_by_key(resource, key)
         except PiriodError as exc:
-            raise PiriodAmbiguousWriteError(
-                f"{ambiguity}; looking it up by its write key failed too ({exc}): whether the {resource.label} "
-                "exists is unknown, check before running again",
-                status_code=ambiguity.status_code,
-                method=ambiguity.method,
-                path=ambiguity.path,
+            raise still_ambiguous(
+                ambiguity, "looking it up by its write key", f"the {resource.label} exists", exc
             ) from exc
 
     def find_created(self, resource: Resource, key: str, answer: Any) -> dict[str, Any]:
@@ -260,13 +256,7 @@ class Writer:
         try:
             return self.transport.get_object(resource, object_id)
         except PiriodError as exc:
-            raise PiriodAmbiguousWriteError(
-                f"{ambiguity}; reading the {resource.label}'s status back failed too ({exc}): whether it was done "
-                "is unknown, check before running again",
-                status_code=ambiguity.status_code,
-                method=ambiguity.method,
-                path=ambiguity.path,
-            ) from exc
+            raise still_ambiguous(ambiguity, f"reading the {resource.label}'s status back", "it was done", exc) from exc
 
     def check_allowed(self, resource: Resource, write: str) -> None:
         if self.settings.read_only:
@@ -285,6 +275,18 @@ def with_write_key(data: dict[str, Any], key: str) -> dict[str, Any]:
     if metadata is not None and not isinstance(metadata, Mapping):
         raise PiriodInputError(f"data['metadata'] must be a mapping; got {type(metadata).__name__}")
     return {**data, "metadata": {**(metadata or {}), WRITE_KEY_FIELD: key}}
+
+
+def still_ambiguous(
+    ambiguity: PiriodAmbiguousWriteError, check: str, unknown: str, failure: PiriodError
+) -> PiriodAmbiguousWriteError:
+    """The ambiguous write's error when the ``check`` meant to resolve it failed too."""
+    return PiriodAmbiguousWriteError(
+        f"{ambiguity}; {check} failed too ({failure}): whether {unknown} is unknown, check before running again",
+        status_code=ambiguity.status_code,
+        method=ambiguity.method,
+        path=ambiguity.path,
+    )
 
 
 def has_id(obj: dict[str, Any]) -> bool:

@@ -330,11 +330,11 @@ class PiriodHook(_PiriodHookBase):
     def update_object(self, resource: str, object_id: str | int, data: Mapping[str, Any]) -> dict[str, Any]:
         """PATCH the given fields of one object and return it as Piriod answered; retried like a read."""
         spec = get_resource(resource)
-        path = spec.object_path(validate_object_id(object_id, integers=spec.integer_ids))
+        checked_id = validate_object_id(object_id, integers=spec.integer_ids)
         body = check_data(data)
         self._writer.check_allowed(spec, "update")
         report_read(self, self.settings, spec, written=True)
-        return cast("dict[str, Any]", self._writer.update(spec, path, body))
+        return cast("dict[str, Any]", self._writer.update(spec, checked_id, body))
 
     def run_action(
         self, resource: str, object_id: str | int, action: str, data: Mapping[str, Any] | None = None
@@ -362,10 +362,10 @@ class PiriodHook(_PiriodHookBase):
     def archive_object(self, resource: str, object_id: str | int) -> None:
         """DELETE one object (Piriod archives a customer that has history); retried like a read."""
         spec = get_resource(resource)
-        path = spec.object_path(validate_object_id(object_id, integers=spec.integer_ids))
+        checked_id = validate_object_id(object_id, integers=spec.integer_ids)
         self._writer.check_allowed(spec, "archive")
         report_read(self, self.settings, spec, written=True)
-        self._writer.archive(spec, path)
+        self._writer.archive(spec, checked_id)
 
     def test_connection(self) -> tuple[bool, str]:
         """Read-only check used by the UI's Test button and ``airflow connections test``."""

@@ -19,8 +19,9 @@ from __future__ import annotations
 import hashlib
 import itertools
 import threading
+import unicodedata
 import uuid
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -45,6 +46,8 @@ MAX_RESOLUTIONS = 3
 MAX_KEY_CHARS = 200
 #: a lookup by write key reads at most this many objects (1,000 pages) when Piriod ignores the filter
 MAX_LOOKUP_OBJECTS = 100_000
+#: an object id or a status is quoted in an error up to this many characters
+SHOWN_CHARS = 40
 
 
 def check_data(data: Any, argument: str = "data") -> dict[str, Any]:
@@ -59,9 +62,18 @@ def check_data(data: Any, argument: str = "data") -> dict[str, Any]:
 
 
 def check_write_key(key: Any) -> str:
+    """A printable key, in Unicode's composed form (NFC): a server that stores text composed must list
+    the key exactly as it was sent, or the lookup could not recognise it."""
     if not isinstance(key, str) or not key or len(key) > MAX_KEY_CHARS or not key.isprintable():
         raise PiriodInputError(f"write_key must be a printable string of 1 to {MAX_KEY_CHARS} characters")
-    return key
+    return unicodedata.normalize("NFC", key)
+
+
+def quoted(value: Any, secret: str) -> str:
+    """A value Piriod sent (an id, a status) as an error quotes it: without the token, and short."""
+    from airflow_provider_piriod.transport.answers import redact  # not at import: DAG files load this module
+
+    return redact(str(value), secret)[:SHOWN_CHARS]
 
 
 @dataclass(frozen=True)
@@ -100,6 +112,9 @@ class Writer:
         self._ordinals = itertools.count()
         self._lock = threading.Lock()
 
+    def quoted(self, value: Any) -> str:
+        return quoted(value, self.settings.token)
+
     # ------------------------------------------------------------------ creates
 
     def next_default_key(self, resource: Resource, context_parts: tuple[Any, ...] | None) -> str:
@@ -116,12 +131,12 @@ class Writer:
         self.check_allowed(resource, "create")
         body = with_write_key(data, key)
         if look_first:
-            found = self.find_by_key(resource, key)
+            found = self.find_earlier_create(resource, key)
             if found is not None:
                 self.log.info(
                     "Piriod %s with this write key exists already (%s): not created again",
                     resource.label,
-                    found.get("id"),
+                    self.quoted(found["id"]),
                 )
                 return found
         for resolution in range(MAX_RESOLUTIONS + 1):
@@ -140,6 +155,16 @@ class Writer:
             return self.find_created(resource, key, created)
         raise AssertionError("unreachable")  # the loop returns or raises
 
+    def find_earlier_create(self, resource: Resource, key: str) -> dict[str, Any] | None:
+        """Before a retried task sends: its earlier try may have made the object. A lookup that cannot tell
+        sends nothing, and the create stays ambiguous."""
+        earlier = PiriodAmbiguousWriteError(
+            f"an earlier try of this task may have created the {resource.label} (Piriod POST {resource.path})",
+            method="POST",
+            path=resource.path,
+        )
+        return self.resolve(resource, key, earlier)
+
     def resolve(self, resource: Resource, key: str, ambiguity: PiriodAmbiguousWriteError) -> dict[str, Any] | None:
         """After an ambiguous create: the object with ``key``, or None when it surely is not there. A lookup
         that cannot tell (it failed, or cannot read the objects) leaves the create ambiguous."""
@@ -151,9 +176,9 @@ class Writer:
             ) from exc
 
     def find_created(self, resource: Resource, key: str, answer: Any) -> dict[str, Any]:
-        """A 2xx whose body is not the object carrying ``key`` (no id, another write key): Piriod made
+        """A 2xx whose body is not the object carrying ``key`` (no id, metadata without the key): Piriod made
         something, so the object is looked up by key, never sent again."""
-        what = "another write key" if isinstance(answer, dict) and has_id(answer) else "no id"
+        what = "metadata without this write key" if isinstance(answer, dict) and has_id(answer) else "no id"
         ambiguity = PiriodAmbiguousWriteError(
             f"Piriod POST {resource.path} answered 2xx with {what} ({type(answer).__name__})",
             method="POST",
@@ -172,15 +197,16 @@ class Writer:
     def find_by_key(self, resource: Resource, key: str) -> dict[str, Any] | None:
         """The object whose metadata holds ``key``, or None. Checked on the objects themselves, so a Piriod
         that ignored the filter costs a longer scan (up to ``MAX_LOOKUP_OBJECTS``), never a wrong answer.
-        An object whose metadata cannot be read, more than one match, or a scan cut short raise: none of
-        them can tell that the object is not there."""
+        An object that cannot be told apart (see :meth:`carries_key`), two objects with the key, or a scan
+        cut short raise: none of them can tell that the object is not there."""
         params = {f"metadata__{WRITE_KEY_FIELD}": key, "page_size": "100"}
-        matches, scanned = [], 0
+        matches: dict[str, dict[str, Any]] = {}  # by id: an object listed twice is one match
+        scanned = 0
         try:
             for item in self.transport.iter_list(resource, params, 1):
                 scanned += 1
-                if write_key_of(item, resource) == key:
-                    matches.append(item)
+                if self.carries_key(item, resource, key):
+                    matches[str(item["id"])] = item
                 if scanned >= MAX_LOOKUP_OBJECTS:
                     break
         except PiriodValidationError as exc:  # the lookup's 400 is no refusal of the write
@@ -193,7 +219,7 @@ class Writer:
                 scanned,
             )
         if len(matches) > 1:
-            ids = ", ".join(str(m.get("id")) for m in matches[:10])
+            ids = ", ".join(self.quoted(object_id) for object_id in list(matches)[:5])
             raise PiriodError(f"{len(matches)} {resource.name} carry the same write key ({ids}): resolve by hand")
         if not matches and scanned >= MAX_LOOKUP_OBJECTS:
             raise PiriodResponseError(
@@ -201,17 +227,61 @@ class Writer:
                 f"{MAX_LOOKUP_OBJECTS} objects do not carry the write key: stopped looking",
                 path=resource.path,
             )
-        return matches[0] if matches else None
+        return next(iter(matches.values()), None)
+
+    def carries_key(self, item: Any, resource: Resource, key: str) -> bool:
+        """Whether a listed object carries ``key`` (a key stored back as a number counts). Raises when it cannot
+        be told: metadata not shown as an object, our key on an object without an id, or a key that differs
+        from ours only in letter case or Unicode form (a server that folds text may have stored ours so)."""
+        value = key_text(self.write_key_of(item, resource))
+        if value == key:
+            if not has_id(item):
+                raise PiriodResponseError(
+                    f"Piriod lists the {resource.label} with this write key without an id", path=resource.path
+                )
+            return True
+        if value is not None and folded(value) == folded(key):
+            raise PiriodResponseError(
+                f"Piriod lists {resource.label} {self.quoted(item.get('id'))!r} with a write key that differs from "
+                "this one only in letter case or Unicode form: whether it is the one created cannot be told",
+                path=resource.path,
+            )
+        return False
+
+    def write_key_of(self, item: Any, resource: Resource) -> Any:
+        """The write key in a listed object's metadata (None if it has none). Metadata not shown, null, or not
+        an object raises: the key might be there."""
+        metadata = item.get("metadata", ...) if isinstance(item, dict) else ...
+        if isinstance(metadata, Mapping):
+            return metadata.get(WRITE_KEY_FIELD)
+        object_id = self.quoted(item.get("id")) if isinstance(item, dict) else "?"
+        kind = "null" if metadata is None else type(metadata).__name__
+        shown = "does not show the metadata of" if metadata is ... else "shows the metadata of"
+        raise PiriodResponseError(
+            f"Piriod {shown} {resource.label} {object_id!r}{'' if metadata is ... else ' as ' + kind}: a write key "
+            "cannot be looked up in it",
+            path=resource.path,
+        )
 
     # ------------------------------------------------------------------ updates, archives, actions
 
-    def update(self, resource: Resource, object_path: str, data: dict[str, Any]) -> Any:
+    def update(self, resource: Resource, object_id: str, data: dict[str, Any]) -> Any:
+        """PATCH ``data``; an answer that is another object (an id not ``object_id``'s) is refused."""
         self.check_allowed(resource, "update")
-        return self.transport.write("PATCH", object_path, encode(data), f"update {resource.label}")
+        path = resource.object_path(object_id)
+        answer = self.transport.write("PATCH", path, encode(data), f"update {resource.label}")
+        if isinstance(answer, dict) and has_id(answer) and not is_object(answer, object_id):
+            raise PiriodResponseError(
+                f"Piriod answered the update of {resource.label} {object_id!r} with {resource.label} "
+                f"{self.quoted(answer['id'])!r}: not counted as updated",
+                method="PATCH",
+                path=path,
+            )
+        return answer
 
-    def archive(self, resource: Resource, object_path: str) -> Any:
+    def archive(self, resource: Resource, object_id: str) -> Any:
         self.check_allowed(resource, "archive")
-        return self.transport.write("DELETE", object_path, None, f"archive {resource.label}")
+        return self.transport.write("DELETE", resource.object_path(object_id), None, f"archive {resource.label}")
 
     def run_action(
         self, resource: Resource, object_id: str, action_name: str, data: dict[str, Any] | None
@@ -226,7 +296,7 @@ class Writer:
         current = self.transport.get_object(resource, object_id)
         sent = False
         for resolution in range(MAX_RESOLUTIONS + 1):
-            if status_of(current) in action.done:
+            if has_status(current, action.done):
                 return current, sent
             try:
                 sent = True
@@ -238,13 +308,13 @@ class Writer:
                 self.log.warning("%s; reading the %s's status back", exc, resource.label)
                 current = self.read_back(resource, object_id, exc)
                 continue
-            if is_object(answer, object_id) and status_of(answer) in action.done:
+            if is_object(answer, object_id) and has_status(answer, action.done):
                 return answer, sent
             current = self.transport.get_object(resource, object_id)  # an empty, partial or odd answer
-            if status_of(current) in action.done:
+            if has_status(current, action.done):
                 return current, sent
             raise PiriodResponseError(
-                f"Piriod accepted {what} {object_id!r}, but its status is {str(status_of(current))[:40]!r}, not "
+                f"Piriod accepted {what} {object_id!r}, but its status is {self.quoted(status_of(current))!r}, not "
                 f"one of {sorted(action.done)}: not counted as done",
                 method=action.method,
                 path=action.path(object_path),
@@ -280,47 +350,48 @@ def with_write_key(data: dict[str, Any], key: str) -> dict[str, Any]:
 def still_ambiguous(
     ambiguity: PiriodAmbiguousWriteError, check: str, unknown: str, failure: PiriodError
 ) -> PiriodAmbiguousWriteError:
-    """The ambiguous write's error when the ``check`` meant to resolve it failed too."""
+    """The ambiguous write's error when the ``check`` meant to resolve it failed."""
     return PiriodAmbiguousWriteError(
-        f"{ambiguity}; {check} failed too ({failure}): whether {unknown} is unknown, check before running again",
+        f"{ambiguity}; {check} failed ({failure}): whether {unknown} is unknown, check before running again",
         status_code=ambiguity.status_code,
         method=ambiguity.method,
         path=ambiguity.path,
     )
 
 
-def has_id(obj: dict[str, Any]) -> bool:
-    value = obj.get("id")
+def has_id(obj: Any) -> bool:
+    value = obj.get("id") if isinstance(obj, dict) else None
     return isinstance(value, (str, int)) and not isinstance(value, bool) and str(value) != ""
 
 
 def is_object(answer: Any, object_id: str) -> bool:
     """Whether an answer is the object ``object_id`` (``12`` answers ``"12"``)."""
-    return isinstance(answer, dict) and has_id(answer) and str(answer["id"]) == object_id
+    return has_id(answer) and str(answer["id"]) == object_id
+
+
+def key_text(value: Any) -> str | None:
+    """A write key as text: Piriod may store a key of digits back as a number."""
+    return str(value) if isinstance(value, (str, int)) and not isinstance(value, bool) else None
+
+
+def folded(text: str) -> str:
+    """``text`` as a server that ignores letter case and Unicode form compares it."""
+    return unicodedata.normalize("NFKC", text).casefold()
 
 
 def is_created_object(answer: Any, key: str) -> bool:
-    """Whether a create's 2xx body is the object made: an id, and our write key if it shows metadata."""
-    if not isinstance(answer, dict) or not has_id(answer):
+    """Whether a create's 2xx body is the object made: an id, and our write key if it shows metadata (it was
+    sent with it, so metadata shown without it, or null, is another object or a server that lost it)."""
+    if not has_id(answer):
         return False
-    metadata = answer.get("metadata")
-    return not isinstance(metadata, Mapping) or metadata.get(WRITE_KEY_FIELD, key) == key
+    metadata = answer.get("metadata", ...)
+    return metadata is ... or (isinstance(metadata, Mapping) and key_text(metadata.get(WRITE_KEY_FIELD)) == key)
 
 
-def write_key_of(item: Any, resource: Resource) -> Any:
-    """The write key in a listed object's metadata (None if it has none). Metadata not shown, or not shown as
-    an object, raises: the key might be there."""
-    metadata = item.get("metadata", ...) if isinstance(item, dict) else ...
-    if metadata is None:
-        return None
-    if not isinstance(metadata, Mapping):
-        object_id = str(item.get("id"))[:40] if isinstance(item, dict) else "?"
-        shown = "does not show" if metadata is ... else f"shows as {type(metadata).__name__}"
-        raise PiriodResponseError(
-            f"Piriod {shown} the metadata of {resource.label} {object_id!r}: a write key cannot be looked up in it",
-            path=resource.path,
-        )
-    return metadata.get(WRITE_KEY_FIELD)
+def has_status(obj: Any, statuses: Collection[str]) -> bool:
+    """Whether ``obj``'s status is one of ``statuses``, in any letter case (``FINALIZED`` is finalized)."""
+    status = status_of(obj)
+    return isinstance(status, str) and status.casefold() in {s.casefold() for s in statuses}
 
 
 def status_of(obj: Any) -> Any:

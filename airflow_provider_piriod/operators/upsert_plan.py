@@ -12,7 +12,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from airflow_provider_piriod.exceptions import PiriodInputError, PiriodResponseError
-from airflow_provider_piriod.hooks.writes import check_data
+from airflow_provider_piriod.hooks.writes import check_data, has_id, quoted
 
 CREATE, UPDATE, UNCHANGED, FAILED = "created", "updated", "unchanged", "failed"
 
@@ -71,18 +71,22 @@ def match_value(obj: Mapping[str, Any], match_on: str) -> str | None:
     return str(value)
 
 
-def object_match_value(obj: Any, match_on: str, label: str) -> str | None:
+def object_match_value(obj: Any, match_on: str, label: str, secret: str) -> str | None:
     """:func:`match_value` of an object Piriod listed; one that does not show the field (or shows metadata
-    as something other than an object) raises, since the record it would match could not be recognised."""
+    as something other than an object) raises, since the record it would match could not be recognised.
+    ``secret`` (the token) is kept out of the error's quote of the object's id."""
     outer = match_on.split(".", 1)[0]
     shown = obj.get(outer, ...) if isinstance(obj, Mapping) else ...
     if shown is ... or ("." in match_on and shown is not None and not isinstance(shown, Mapping)):
-        object_id = str(obj.get("id"))[:40] if isinstance(obj, Mapping) else "?"
+        object_id = quoted(obj.get("id"), secret) if isinstance(obj, Mapping) else "?"
         how = "does not show" if shown is ... else f"shows as {type(shown).__name__}"
         raise PiriodResponseError(
             f"Piriod {how} {outer} of {label} {object_id!r}: records cannot be matched on {match_on}; nothing written"
         )
-    return match_value(obj, match_on)
+    value = match_value(obj, match_on)
+    if value is not None and not has_id(obj):
+        raise PiriodResponseError(f"Piriod lists a {label} without an id: records cannot be matched; nothing written")
+    return value
 
 
 def check_records(records: Any, match_on: str) -> list[dict[str, Any]]:
@@ -95,6 +99,9 @@ def check_records(records: Any, match_on: str) -> list[dict[str, Any]]:
     for index, record in enumerate(records):
         if not isinstance(record, Mapping):
             raise PiriodInputError(f"records[{index}] must be a mapping of Piriod fields; got {type(record).__name__}")
+        if "metadata" in record and not isinstance(record["metadata"], Mapping):
+            kind = "null" if record["metadata"] is None else type(record["metadata"]).__name__
+            raise PiriodInputError(f"records[{index}]['metadata'] must be a mapping of keys; got {kind}")
         value = match_value(record, match_on)
         if value is None:
             raise PiriodInputError(f"records[{index}] has no value at match_on={match_on!r}")
@@ -107,13 +114,16 @@ def check_records(records: Any, match_on: str) -> list[dict[str, Any]]:
     return checked
 
 
-def plan_record(index: int, record: dict[str, Any], matches: list[dict[str, Any]], match_on: str) -> Planned:
-    """Create if nothing matches, update with the changed fields, unchanged if none; two matches fail it."""
+def plan_record(
+    index: int, record: dict[str, Any], matches: list[dict[str, Any]], match_on: str, secret: str
+) -> Planned:
+    """Create if nothing matches, update with the changed fields, unchanged if none; two matches fail it
+    (their ids quoted short and without ``secret``, the token)."""
     value = match_value(record, match_on) or ""
     if not matches:
         return Planned(index, value, CREATE, record)
     if len(matches) > 1:
-        ids = ", ".join(str(m.get("id")) for m in matches[:5])
+        ids = ", ".join(quoted(m.get("id"), secret) for m in matches[:5])
         error = f"{len(matches)} objects match {match_on}: {ids}; resolve by hand"
         return Planned(index, value, FAILED, record, error=error)
     existing = matches[0]

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from airflow_provider_piriod.compat import BaseOperator
 from airflow_provider_piriod.connection import DEFAULT_CONN_ID
 from airflow_provider_piriod.exceptions import PiriodInputError, PiriodValidationError
+from airflow_provider_piriod.hooks.writes import has_status
 from airflow_provider_piriod.operators.upsert_plan import (
     CREATE,
     FAILED,
@@ -39,6 +40,8 @@ if TYPE_CHECKING:
 
 #: at most this many refused records are named in the task's error (all are in the output file)
 NAMED_FAILURES = 20
+#: and each one's error up to this many characters (field names and short messages, never record values)
+ERROR_CHARS = 400
 
 
 class _PiriodWriteOperator(BaseOperator):
@@ -92,7 +95,7 @@ class _PiriodWriteOperator(BaseOperator):
         )
         failures = [p for p in plan if p.action == FAILED]
         if failures:
-            named = "; ".join(f"records[{p.index}]: {p.error}" for p in failures[:NAMED_FAILURES])  # no values
+            named = "; ".join(f"records[{p.index}]: {str(p.error)[:ERROR_CHARS]}" for p in failures[:NAMED_FAILURES])
             more = f"; and {len(failures) - NAMED_FAILURES} more" if len(failures) > NAMED_FAILURES else ""
             raise PiriodInputError(f"Piriod refused {len(failures)} of {len(plan)} {self.spec.label}s: {named}{more}")
         report: dict[str, Any] = dict(counts)
@@ -167,8 +170,9 @@ class PiriodUpsertOperator(_PiriodWriteOperator):
         if not self.plan_only:
             self._check_writable()
         existing = self._existing(records, match_on)
+        token = self.hook.settings.token
         plan = [
-            plan_record(i, record, existing.get(match_value(record, match_on) or "", []), match_on)
+            plan_record(i, record, existing.get(match_value(record, match_on) or "", []), match_on, token)
             for i, record in enumerate(records)
         ]
         if self.plan_only:
@@ -205,9 +209,11 @@ class PiriodUpsertOperator(_PiriodWriteOperator):
 
     def _existing(self, records: list[dict[str, Any]], match_on: str) -> dict[str, list[dict[str, Any]]]:
         """The objects matching each record's value: one scan of the resource when that costs fewer requests
-        than a filtered lookup per record; either way each match is checked on the object itself."""
+        than a filtered lookup per record; either way each match is checked on the object itself, and an
+        object listed twice (a lookup whose filter Piriod ignored) is one match."""
         wanted = {match_value(r, match_on) for r in records}
-        found: dict[str, list[dict[str, Any]]] = {}
+        found: dict[str, dict[str, dict[str, Any]]] = {}
+        token = self.hook.settings.token
         pages = math.ceil(self.hook.count_objects(self.resource) / 100)
         if pages <= len(records):
             objects: Iterable[dict[str, Any]] = self.hook.iter_object_json(
@@ -216,10 +222,10 @@ class PiriodUpsertOperator(_PiriodWriteOperator):
         else:
             objects = self._lookups(sorted(v for v in wanted if v), match_on)
         for obj in objects:
-            value = object_match_value(obj, match_on, self.spec.label)
+            value = object_match_value(obj, match_on, self.spec.label, token)
             if value is not None and value in wanted:
-                found.setdefault(value, []).append(obj)
-        return found
+                found.setdefault(value, {})[str(obj["id"])] = obj
+        return {value: list(by_id.values()) for value, by_id in found.items()}
 
     def _lookups(self, values: list[str], match_on: str) -> Iterable[dict[str, Any]]:
         from concurrent.futures import ThreadPoolExecutor
@@ -295,8 +301,8 @@ class PiriodActionOperator(_PiriodWriteOperator):
 
         def act(planned: Planned) -> str:
             if self.plan_only:
-                status = hook.get_object(spec.name, planned.match).to_json().get("status")
-                planned.action = UNCHANGED if status in done else UPDATE
+                current = hook.get_object(spec.name, planned.match).to_json()
+                planned.action = UNCHANGED if has_status(current, done) else UPDATE
             else:
                 _, acted = hook.apply_action(spec.name, planned.match, self.action)
                 planned.action = UPDATE if acted else UNCHANGED

@@ -23,6 +23,7 @@ import unicodedata
 import uuid
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_piriod import jsoncodec
@@ -233,17 +234,21 @@ class Writer:
         """Whether a listed object carries ``key`` (a key stored back as a number counts). Raises when it cannot
         be told: metadata not shown as an object, our key on an object without an id, or a key that differs
         from ours only in letter case or Unicode form (a server that folds text may have stored ours so)."""
-        value = key_text(self.write_key_of(item, resource))
-        if value == key:
+        value = self.write_key_of(item, resource)
+        if value is None:
+            return False
+        text = key_text(value)
+        if text == key:
             if not has_id(item):
                 raise PiriodResponseError(
                     f"Piriod lists the {resource.label} with this write key without an id", path=resource.path
                 )
             return True
-        if value is not None and folded(value) == folded(key):
+        if text is None or folded(text) == folded(key):  # only writes like these set the key: ours, altered?
+            how = f"stored as {type(value).__name__}" if text is None else "that differs from this one only in form"
             raise PiriodResponseError(
-                f"Piriod lists {resource.label} {self.quoted(item.get('id'))!r} with a write key that differs from "
-                "this one only in letter case or Unicode form: whether it is the one created cannot be told",
+                f"Piriod lists {resource.label} {self.quoted(item.get('id'))!r} with a write key {how} (letter "
+                "case, Unicode form, spaces or number format): whether it is the one created cannot be told",
                 path=resource.path,
             )
         return False
@@ -266,18 +271,21 @@ class Writer:
     # ------------------------------------------------------------------ updates, archives, actions
 
     def update(self, resource: Resource, object_id: str, data: dict[str, Any]) -> Any:
-        """PATCH ``data``; an answer that is another object (an id not ``object_id``'s) is refused."""
+        """PATCH ``data``; an answer that is another object (an id not ``object_id``'s), or no object, is refused."""
         self.check_allowed(resource, "update")
         path = resource.object_path(object_id)
         answer = self.transport.write("PATCH", path, encode(data), f"update {resource.label}")
         if isinstance(answer, dict) and has_id(answer) and not is_object(answer, object_id):
-            raise PiriodResponseError(
-                f"Piriod answered the update of {resource.label} {object_id!r} with {resource.label} "
-                f"{self.quoted(answer['id'])!r}: not counted as updated",
-                method="PATCH",
-                path=path,
-            )
-        return answer
+            other = f"{resource.label} {self.quoted(answer['id'])!r}"
+        elif answer is not None and not isinstance(answer, dict):
+            other = f"a JSON {type(answer).__name__}"
+        else:
+            return answer  # the object, one without an id, or an empty 2xx
+        raise PiriodResponseError(
+            f"Piriod answered the update of {resource.label} {object_id!r} with {other}: not counted as updated",
+            method="PATCH",
+            path=path,
+        )
 
     def archive(self, resource: Resource, object_id: str) -> Any:
         self.check_allowed(resource, "archive")
@@ -294,9 +302,10 @@ class Writer:
         what = f"{action.name} {resource.label}"
         object_path = resource.object_path(object_id)
         current = self.transport.get_object(resource, object_id)
+        ambiguity: PiriodAmbiguousWriteError | None = None
         sent = False
         for resolution in range(MAX_RESOLUTIONS + 1):
-            if has_status(current, action.done):
+            if self.is_done(current, resource, object_id, action.done, ambiguity):
                 return current, sent
             try:
                 sent = True
@@ -306,7 +315,7 @@ class Writer:
                 if resolution == MAX_RESOLUTIONS:
                     raise
                 self.log.warning("%s; reading the %s's status back", exc, resource.label)
-                current = self.read_back(resource, object_id, exc)
+                current, ambiguity = self.read_back(resource, object_id, exc), exc
                 continue
             if is_object(answer, object_id) and has_status(answer, action.done):
                 return answer, sent
@@ -320,6 +329,27 @@ class Writer:
                 path=action.path(object_path),
             )
         raise AssertionError("unreachable")
+
+    def is_done(
+        self,
+        obj: dict[str, Any],
+        resource: Resource,
+        object_id: str,
+        done: Collection[str],
+        ambiguity: PiriodAmbiguousWriteError | None,
+    ) -> bool:
+        """Whether ``obj`` has one of the ``done`` statuses. A status that is not text (missing, null, a number)
+        cannot say: nothing is sent on it, and after an ambiguous action the action stays ambiguous."""
+        if isinstance(status_of(obj), str):
+            return has_status(obj, done)
+        unreadable = PiriodResponseError(
+            f"Piriod shows {resource.label} {object_id!r} with no status that can be read "
+            f"({type(status_of(obj)).__name__}): whether it is {' or '.join(sorted(done))} cannot be told",
+            path=resource.object_path(object_id),
+        )
+        if ambiguity is None:
+            raise unreadable
+        raise still_ambiguous(ambiguity, f"reading the {resource.label}'s status back", "it was done", unreadable)
 
     def read_back(self, resource: Resource, object_id: str, ambiguity: PiriodAmbiguousWriteError) -> dict[str, Any]:
         """The object after an ambiguous action; a read that fails leaves the action ambiguous."""
@@ -375,8 +405,16 @@ def key_text(value: Any) -> str | None:
 
 
 def folded(text: str) -> str:
-    """``text`` as a server that ignores letter case and Unicode form compares it."""
-    return unicodedata.normalize("NFKC", text).casefold()
+    """``text`` as a lenient server may compare it: in any letter case or Unicode form, without surrounding
+    spaces, and a number however written (``"42"``, ``"42.0"``, ``"4.2e1"``, ``"042"``)."""
+    text = unicodedata.normalize("NFKC", text).strip()
+    try:
+        number = Decimal(text)
+    except InvalidOperation:
+        return text.casefold()
+    if not number.is_finite() or abs(number.adjusted()) > 100:  # "1e999999" is no number a record means
+        return text.casefold()
+    return f"{number.normalize():f}"
 
 
 def is_created_object(answer: Any, key: str) -> bool:
@@ -389,9 +427,10 @@ def is_created_object(answer: Any, key: str) -> bool:
 
 
 def has_status(obj: Any, statuses: Collection[str]) -> bool:
-    """Whether ``obj``'s status is one of ``statuses``, in any letter case (``FINALIZED`` is finalized)."""
+    """Whether ``obj``'s status is one of ``statuses``, in any letter case or spacing (``FINALIZED`` is
+    finalized)."""
     status = status_of(obj)
-    return isinstance(status, str) and status.casefold() in {s.casefold() for s in statuses}
+    return isinstance(status, str) and status.strip().casefold() in {s.casefold() for s in statuses}
 
 
 def status_of(obj: Any) -> Any:

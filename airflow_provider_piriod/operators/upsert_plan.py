@@ -73,13 +73,14 @@ def match_value(obj: Mapping[str, Any], match_on: str) -> str | None:
 
 def object_match_value(obj: Any, match_on: str, label: str, secret: str) -> str | None:
     """:func:`match_value` of an object Piriod listed; one that does not show the field (or shows metadata
-    as something other than an object) raises, since the record it would match could not be recognised.
-    ``secret`` (the token) is kept out of the error's quote of the object's id."""
+    as something other than an object, null included) raises, since the record it would match could not be
+    recognised. ``secret`` (the token) is kept out of the error's quote of the object's id."""
     outer = match_on.split(".", 1)[0]
     shown = obj.get(outer, ...) if isinstance(obj, Mapping) else ...
-    if shown is ... or ("." in match_on and shown is not None and not isinstance(shown, Mapping)):
+    if shown is ... or ("." in match_on and not isinstance(shown, Mapping)):
         object_id = quoted(obj.get("id"), secret) if isinstance(obj, Mapping) else "?"
-        how = "does not show" if shown is ... else f"shows as {type(shown).__name__}"
+        kind = "null" if shown is None else type(shown).__name__
+        how = "does not show" if shown is ... else f"shows as {kind}"
         raise PiriodResponseError(
             f"Piriod {how} {outer} of {label} {object_id!r}: records cannot be matched on {match_on}; nothing written"
         )
@@ -117,14 +118,18 @@ def check_records(records: Any, match_on: str) -> list[dict[str, Any]]:
 def plan_record(
     index: int, record: dict[str, Any], matches: list[dict[str, Any]], match_on: str, secret: str
 ) -> Planned:
-    """Create if nothing matches, update with the changed fields, unchanged if none; two matches fail it
-    (their ids quoted short and without ``secret``, the token)."""
+    """Create if nothing matches, update with the changed fields, unchanged if none. Two matches, or one whose
+    value differs from the record's in form only (``folded`` equal: letter case, spaces, ``42.0`` for ``42``),
+    fail it: that is for a person to resolve (ids quoted short and without ``secret``, the token)."""
     value = match_value(record, match_on) or ""
     if not matches:
         return Planned(index, value, CREATE, record)
+    ids = ", ".join(quoted(m.get("id"), secret) for m in matches[:5])
     if len(matches) > 1:
-        ids = ", ".join(quoted(m.get("id"), secret) for m in matches[:5])
         error = f"{len(matches)} objects match {match_on}: {ids}; resolve by hand"
+        return Planned(index, value, FAILED, record, error=error)
+    if match_value(matches[0], match_on) != value:
+        error = f"{ids} shows {match_on} in another form (letter case, spaces or number format); resolve by hand"
         return Planned(index, value, FAILED, record, error=error)
     existing = matches[0]
     changes = changed_fields(record, existing)

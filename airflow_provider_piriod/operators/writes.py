@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from airflow_provider_piriod.compat import BaseOperator
 from airflow_provider_piriod.connection import DEFAULT_CONN_ID
 from airflow_provider_piriod.exceptions import PiriodInputError, PiriodValidationError
-from airflow_provider_piriod.hooks.writes import has_status
+from airflow_provider_piriod.hooks.writes import folded, has_status
 from airflow_provider_piriod.operators.upsert_plan import (
     CREATE,
     FAILED,
@@ -172,7 +172,7 @@ class PiriodUpsertOperator(_PiriodWriteOperator):
         existing = self._existing(records, match_on)
         token = self.hook.settings.token
         plan = [
-            plan_record(i, record, existing.get(match_value(record, match_on) or "", []), match_on, token)
+            plan_record(i, record, existing.get(folded(match_value(record, match_on) or ""), []), match_on, token)
             for i, record in enumerate(records)
         ]
         if self.plan_only:
@@ -210,8 +210,10 @@ class PiriodUpsertOperator(_PiriodWriteOperator):
     def _existing(self, records: list[dict[str, Any]], match_on: str) -> dict[str, list[dict[str, Any]]]:
         """The objects matching each record's value: one scan of the resource when that costs fewer requests
         than a filtered lookup per record; either way each match is checked on the object itself, and an
-        object listed twice (a lookup whose filter Piriod ignored) is one match."""
-        wanted = {match_value(r, match_on) for r in records}
+        object listed twice (a lookup whose filter Piriod ignored) is one match. Keyed by :func:`folded` value,
+        so an object showing the value in another form is found, and the plan refuses it."""
+        values = {match_value(r, match_on) or "" for r in records}
+        wanted = {folded(v) for v in values}
         found: dict[str, dict[str, dict[str, Any]]] = {}
         token = self.hook.settings.token
         pages = math.ceil(self.hook.count_objects(self.resource) / 100)
@@ -220,11 +222,11 @@ class PiriodUpsertOperator(_PiriodWriteOperator):
                 self.resource, {}, page_size=100, max_workers=min(self.max_workers, max(pages, 1))
             )
         else:
-            objects = self._lookups(sorted(v for v in wanted if v), match_on)
+            objects = self._lookups(sorted(v for v in values if v), match_on)
         for obj in objects:
             value = object_match_value(obj, match_on, self.spec.label, token)
-            if value is not None and value in wanted:
-                found.setdefault(value, {})[str(obj["id"])] = obj
+            if value is not None and folded(value) in wanted:
+                found.setdefault(folded(value), {})[str(obj["id"])] = obj
         return {value: list(by_id.values()) for value, by_id in found.items()}
 
     def _lookups(self, values: list[str], match_on: str) -> Iterable[dict[str, Any]]:

@@ -23,7 +23,7 @@ import unicodedata
 import uuid
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Context, Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_piriod import jsoncodec
@@ -49,6 +49,8 @@ MAX_KEY_CHARS = 200
 MAX_LOOKUP_OBJECTS = 100_000
 #: an object id or a status is quoted in an error up to this many characters
 SHOWN_CHARS = 40
+#: :func:`folded` reads a number of at most this many digits and this exponent; longer is text
+MAX_NUMBER_DIGITS = 100
 
 
 def check_data(data: Any, argument: str = "data") -> dict[str, Any]:
@@ -339,12 +341,21 @@ class Writer:
         ambiguity: PiriodAmbiguousWriteError | None,
     ) -> bool:
         """Whether ``obj`` has one of the ``done`` statuses. A status that is not text (missing, null, a number)
-        cannot say: nothing is sent on it, and after an ambiguous action the action stays ambiguous."""
-        if isinstance(status_of(obj), str):
-            return has_status(obj, done)
+        cannot say, nor, after an ambiguous action, one the registry does not list for the resource: only a
+        documented status that is not done lets the action be sent again. Otherwise nothing is sent, and an
+        ambiguous action stays ambiguous."""
+        status = status_of(obj)
+        if isinstance(status, str):
+            if has_status(obj, done):
+                return True
+            if ambiguity is None or has_status(obj, resource.statuses):
+                return False
+            problem = f"a status Piriod does not document for it ({self.quoted(status)!r})"
+        else:
+            problem = f"no status that can be read ({type(status).__name__})"
         unreadable = PiriodResponseError(
-            f"Piriod shows {resource.label} {object_id!r} with no status that can be read "
-            f"({type(status_of(obj)).__name__}): whether it is {' or '.join(sorted(done))} cannot be told",
+            f"Piriod shows {resource.label} {object_id!r} with {problem}: whether it is "
+            f"{' or '.join(sorted(done))} cannot be told",
             path=resource.object_path(object_id),
         )
         if ambiguity is None:
@@ -412,9 +423,10 @@ def folded(text: str) -> str:
         number = Decimal(text)
     except InvalidOperation:
         return text.casefold()
-    if not number.is_finite() or abs(number.adjusted()) > 100:  # "1e999999" is no number a record means
-        return text.casefold()
-    return f"{number.normalize():f}"
+    digits = len(number.as_tuple().digits)
+    if not number.is_finite() or digits > MAX_NUMBER_DIGITS or abs(number.adjusted()) > MAX_NUMBER_DIGITS:
+        return text.casefold()  # "1e999999" is no number a record means
+    return f"{number.normalize(Context(prec=digits)):f}"  # every digit kept: 31 digits stay 31
 
 
 def is_created_object(answer: Any, key: str) -> bool:
@@ -427,10 +439,10 @@ def is_created_object(answer: Any, key: str) -> bool:
 
 
 def has_status(obj: Any, statuses: Collection[str]) -> bool:
-    """Whether ``obj``'s status is one of ``statuses``, in any letter case or spacing (``FINALIZED`` is
-    finalized)."""
+    """Whether ``obj``'s status is one of ``statuses``, in any form :func:`folded` ignores (``FINALIZED`` is
+    finalized, and so is its full-width form)."""
     status = status_of(obj)
-    return isinstance(status, str) and status.strip().casefold() in {s.casefold() for s in statuses}
+    return isinstance(status, str) and folded(status) in {folded(s) for s in statuses}
 
 
 def status_of(obj: Any) -> Any:

@@ -12,7 +12,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from airflow_provider_piriod.exceptions import PiriodInputError, PiriodResponseError
-from airflow_provider_piriod.hooks.writes import check_data, has_id, quoted
+from airflow_provider_piriod.hooks.writes import check_data, folded, has_id, quoted
 
 CREATE, UPDATE, UNCHANGED, FAILED = "created", "updated", "unchanged", "failed"
 
@@ -90,12 +90,22 @@ def object_match_value(obj: Any, match_on: str, label: str, secret: str) -> str 
     return value
 
 
+def match_keys(value: str) -> set[str]:
+    """The :func:`folded` forms an object's value may show a record's ``value`` in: itself, and for a number
+    the one a server storing it as a float would show (``12345678901234567890`` as ``1.2345678901234567e+19``)."""
+    keys = {folded(value)}
+    number = _as_decimal(value)
+    if number is not None and abs(number.adjusted()) < 300:
+        keys.add(folded(repr(float(number))))
+    return keys
+
+
 def check_records(records: Any, match_on: str) -> list[dict[str, Any]]:
     """Every record a mapping that can be sent, with a value at ``match_on``, no value twice: refused before
     any request."""
     if isinstance(records, (str, bytes)) or not isinstance(records, Sequence):
         raise PiriodInputError(f"records must be a list of mappings; got {type(records).__name__}")
-    seen: dict[str, int] = {}
+    seen: dict[str, int] = {}  # by folded value: "A@x.cl" and "a@x.cl" would match one object
     checked = []
     for index, record in enumerate(records):
         if not isinstance(record, Mapping):
@@ -106,11 +116,12 @@ def check_records(records: Any, match_on: str) -> list[dict[str, Any]]:
         value = match_value(record, match_on)
         if value is None:
             raise PiriodInputError(f"records[{index}] has no value at match_on={match_on!r}")
-        if value in seen:
+        if folded(value) in seen:
             raise PiriodInputError(
-                f"records[{seen[value]}] and records[{index}] have the same {match_on}: which one to write is ambiguous"
+                f"records[{seen[folded(value)]}] and records[{index}] have the same {match_on} (perhaps in another "
+                "letter case, spacing or number format): which one to write is ambiguous"
             )
-        seen[value] = index
+        seen[folded(value)] = index
         checked.append(check_data(record, f"records[{index}]"))
     return checked
 

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow_provider_piriod.compat import BaseOperator
 from airflow_provider_piriod.connection import DEFAULT_CONN_ID
-from airflow_provider_piriod.exceptions import PiriodInputError, PiriodValidationError
-from airflow_provider_piriod.hooks.writes import folded, has_status
+from airflow_provider_piriod.exceptions import PiriodInputError, PiriodResponseError, PiriodValidationError
+from airflow_provider_piriod.hooks.writes import folded, has_status, quoted
 from airflow_provider_piriod.operators.upsert_plan import (
     CREATE,
     FAILED,
@@ -26,6 +26,7 @@ from airflow_provider_piriod.operators.upsert_plan import (
     check_match_on,
     check_records,
     match_filter,
+    match_keys,
     match_value,
     object_match_value,
     plan_record,
@@ -213,7 +214,7 @@ class PiriodUpsertOperator(_PiriodWriteOperator):
         object listed twice (a lookup whose filter Piriod ignored) is one match. Keyed by :func:`folded` value,
         so an object showing the value in another form is found, and the plan refuses it."""
         values = {match_value(r, match_on) or "" for r in records}
-        wanted = {folded(v) for v in values}
+        wanted = {key: folded(v) for v in values for key in match_keys(v)}
         found: dict[str, dict[str, dict[str, Any]]] = {}
         token = self.hook.settings.token
         pages = math.ceil(self.hook.count_objects(self.resource) / 100)
@@ -222,18 +223,28 @@ class PiriodUpsertOperator(_PiriodWriteOperator):
                 self.resource, {}, page_size=100, max_workers=min(self.max_workers, max(pages, 1))
             )
         else:
-            objects = self._lookups(sorted(v for v in values if v), match_on)
+            objects = self._lookups(sorted(v for v in values if v), match_on, token)
         for obj in objects:
             value = object_match_value(obj, match_on, self.spec.label, token)
-            if value is not None and folded(value) in wanted:
-                found.setdefault(folded(value), {})[str(obj["id"])] = obj
+            record_key = None if value is None else wanted.get(folded(value))
+            if record_key is not None:
+                found.setdefault(record_key, {})[str(obj["id"])] = obj
         return {value: list(by_id.values()) for value, by_id in found.items()}
 
-    def _lookups(self, values: list[str], match_on: str) -> Iterable[dict[str, Any]]:
+    def _lookups(self, values: list[str], match_on: str, token: str) -> Iterable[dict[str, Any]]:
+        """The objects each value's filtered lookup lists. One listed without a value to match on (null, a list,
+        an object) cannot be told apart from the record's: the task fails before any write."""
         from concurrent.futures import ThreadPoolExecutor
 
         def lookup(value: str) -> list[dict[str, Any]]:
-            return list(self.hook.iter_object_json(self.resource, {match_filter(match_on): value}, page_size=100))
+            listed = list(self.hook.iter_object_json(self.resource, {match_filter(match_on): value}, page_size=100))
+            for obj in listed:
+                if object_match_value(obj, match_on, self.spec.label, token) is None:
+                    raise PiriodResponseError(
+                        f"Piriod lists {self.spec.label} {quoted(obj.get('id'), token)!r} for a lookup on {match_on} "
+                        f"without a value there to match: whether it is a record's cannot be told; nothing written"
+                    )
+            return listed
 
         with ThreadPoolExecutor(max_workers=self.max_workers, thread_name_prefix="piriod-lookup") as pool:
             for matches in pool.map(lookup, values):

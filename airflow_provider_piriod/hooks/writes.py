@@ -312,7 +312,7 @@ class Writer:
             try:
                 sent = True
                 body = None if data is None else encode(data)
-                answer = self.transport.write(action.method, action.path(object_path), body, what)
+                answer = self.transport.write(action.method, action.path(object_path), body, what, once=True)
             except PiriodAmbiguousWriteError as exc:
                 if resolution == MAX_RESOLUTIONS:
                     raise

@@ -19,7 +19,7 @@ CREATE, UPDATE, UNCHANGED, FAILED = "created", "updated", "unchanged", "failed"
 
 @dataclass
 class Planned:
-    """One record's place in the plan, then its outcome (``action`` becomes ``failed`` if Piriod refused it)."""
+    """One record's place in the plan, then its outcome (``action`` is ``failed`` if it cannot be written)."""
 
     index: int
     match: str

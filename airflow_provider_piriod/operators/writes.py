@@ -82,7 +82,8 @@ class _PiriodWriteOperator(BaseOperator):
             )
 
     def _finish(self, plan: list[Planned], started: float, verb: str, output_path: str | None) -> dict[str, Any]:
-        """The report, the one summary line, and the task's failure if Piriod refused any record."""
+        """The report, the one summary line, and the task's failure if any record was not written (refused by
+        Piriod, or matching more than one object); the output file is written either way."""
         counts = summary(plan)
         self.log.info(
             "%s %d Piriod %ss in %.1f s through connection %r: %s (%d requests)",
@@ -94,18 +95,21 @@ class _PiriodWriteOperator(BaseOperator):
             ", ".join(f"{n} {name}" for name, n in counts.items()),
             self.hook.tally.requests,
         )
-        failures = [p for p in plan if p.action == FAILED]
-        if failures:
-            named = "; ".join(f"records[{p.index}]: {str(p.error)[:ERROR_CHARS]}" for p in failures[:NAMED_FAILURES])
-            more = f"; and {len(failures) - NAMED_FAILURES} more" if len(failures) > NAMED_FAILURES else ""
-            raise PiriodInputError(f"Piriod refused {len(failures)} of {len(plan)} {self.spec.label}s: {named}{more}")
         report: dict[str, Any] = dict(counts)
-        if output_path:
+        if output_path:  # written even when the task fails: it names every refused record, the error only some
             from airflow_provider_piriod.operators.ndjson import write_ndjson
 
             report["path"], _ = write_ndjson(output_path, (p.report_line() for p in plan))
         else:
             report["ids"] = [p.object_id for p in plan]
+        failures = [p for p in plan if p.action == FAILED]
+        if failures:
+            named = "; ".join(f"records[{p.index}]: {str(p.error)[:ERROR_CHARS]}" for p in failures[:NAMED_FAILURES])
+            more = f"; and {len(failures) - NAMED_FAILURES} more" if len(failures) > NAMED_FAILURES else ""
+            where = f" (every record's outcome is in {report['path']})" if output_path else ""
+            raise PiriodInputError(
+                f"{len(failures)} of {len(plan)} {self.spec.label}s not written: {named}{more}{where}"
+            )
         return report
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:

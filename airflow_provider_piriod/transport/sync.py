@@ -133,15 +133,17 @@ class PiriodTransport:
         with self._calling(path) as call:
             return self._request_json(self._url(path), call, params)
 
-    def write(self, method: str, path: str, body: bytes | None, what: str) -> Any:
+    def write(self, method: str, path: str, body: bytes | None, what: str, *, once: bool | None = None) -> Any:
         """One write through the same funnel; its JSON answer, or None for an empty 2xx (a DELETE's 204).
 
-        PATCH, PUT and DELETE set a state and are retried like reads. A POST (a create, an action) is retried
+        PATCH, PUT and DELETE set a state and are retried like reads. A POST (a create, an action), or any
+        write sent with ``once`` (an action that is a DELETE, such as a subscription's cancel), is retried
         only if it never left whole or was refused (429); one that left and got no usable answer raises
         :class:`PiriodAmbiguousWriteError` at once, since resending it could do it twice.
         """
         with self._calling(what) as call:
-            return self._request_json(self._url(path), call, method=method, body=body)
+            once = method == "POST" if once is None else once
+            return self._request_json(self._url(path), call, method=method, body=body, once=once)
 
     # ------------------------------------------------------------------ the page walker
 
@@ -220,6 +222,7 @@ class PiriodTransport:
         *,
         method: str = "GET",
         body: bytes | None = None,
+        once: bool = False,
     ) -> Any:
         """The one request funnel: throttle, one attempt at a time, and what to do after a failure."""
         failures = throttles = 0
@@ -229,7 +232,7 @@ class PiriodTransport:
                 if call.stopped.is_set():  # another request of this call failed while this one waited its turn
                     raise PiriodError(f"Piriod {method} {urlsplit(url).path}: not sent, the call already failed")
                 call.sending()
-                result = self._send_once(url, params, method, body)
+                result = self._send_once(url, params, method, body, once)
             except (*TRANSIENT_ERRORS, PiriodConnectionSetupError) as exc:
                 scrub(exc, self.settings.token)  # it is about to be logged
                 throttled = isinstance(exc, PiriodRateLimitError)
@@ -252,12 +255,15 @@ class PiriodTransport:
                 call.succeeded()
                 return result
 
-    def _send_once(self, url: str, params: Mapping[str, str] | None, method: str, body: bytes | None) -> Any:
-        """:meth:`_send`, with a POST that may have taken effect turned into :class:`PiriodAmbiguousWriteError`."""
+    def _send_once(
+        self, url: str, params: Mapping[str, str] | None, method: str, body: bytes | None, once: bool
+    ) -> Any:
+        """:meth:`_send`, with a write sent ``once`` that may have taken effect turned into
+        :class:`PiriodAmbiguousWriteError`."""
         try:
             return self._send(url, params, method, body)
         except PiriodError as exc:
-            if method != "POST" or not may_have_acted(exc):
+            if not once or not may_have_acted(exc):
                 raise
             scrub(exc, self.settings.token)
             failure = PiriodAmbiguousWriteError(

@@ -137,7 +137,7 @@ def test_match_on_a_metadata_key_keeps_the_other_metadata(piriod_emulator):
 def test_a_refused_record_fails_the_task_after_the_others_were_written(piriod_emulator):
     records = [{"name": "Good A", "tax_id": "G-1"}, {"tax_id": "BAD-1", "email": "no-name@x.example"},
                {"name": "Good B", "tax_id": "G-2"}]  # fmt: skip
-    with pytest.raises(PiriodInputError, match=r"refused 1 of 3 customers: records\[1\]: name: ") as info:
+    with pytest.raises(PiriodInputError, match=r"1 of 3 customers not written: records\[1\]: name: ") as info:
         upsert(records=records, max_workers=2).execute({})
     assert "no-name@x.example" not in str(info.value)
     assert len(by_tax_id(piriod_emulator, "G-1")) == len(by_tax_id(piriod_emulator, "G-2")) == 1

@@ -218,7 +218,10 @@ class PiriodUpsertOperator(_PiriodWriteOperator):
         object listed twice (a lookup whose filter Piriod ignored) is one match. Keyed by :func:`folded` value,
         so an object showing the value in another form is found, and the plan refuses it."""
         values = {match_value(r, match_on) or "" for r in records}
-        wanted = {key: folded(v) for v in values for key in match_keys(v)}
+        wanted: dict[str, set[str]] = {}  # a form an object may show -> the records (folded) it may be
+        for v in values:
+            for key in match_keys(v):
+                wanted.setdefault(key, set()).add(folded(v))
         found: dict[str, dict[str, dict[str, Any]]] = {}
         token = self.hook.settings.token
         pages = math.ceil(self.hook.count_objects(self.resource) / 100)
@@ -230,8 +233,9 @@ class PiriodUpsertOperator(_PiriodWriteOperator):
             objects = self._lookups(sorted(v for v in values if v), match_on, token)
         for obj in objects:
             value = object_match_value(obj, match_on, self.spec.label, token)
-            record_key = None if value is None else wanted.get(folded(value))
-            if record_key is not None:
+            if value is None:
+                continue
+            for record_key in wanted.get(folded(value), ()):
                 found.setdefault(record_key, {})[str(obj["id"])] = obj
         return {value: list(by_id.values()) for value, by_id in found.items()}
 

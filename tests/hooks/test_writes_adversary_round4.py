@@ -197,6 +197,23 @@ def test_an_upsert_lookup_listing_a_large_integer_stored_as_a_float_does_not_cre
         no_leak(outcome.error)
 
 
+def test_an_object_whose_float_could_be_either_of_two_records_fails_both(servers, monkeypatch):
+    """Two crm_ids that one float stands for (…890 and …891), and the one object shows that float: it may be
+    either record's, so neither is created or updated."""
+    fake = FakePiriod()
+    fake.store({"name": "Old", "metadata": {"crm_id": float(12345678901234567890)}})
+    server = serve(servers, monkeypatch, fake)
+    records = [
+        {"name": "A", "metadata": {"crm_id": 12345678901234567890}},
+        {"name": "B", "metadata": {"crm_id": 12345678901234567891}},
+    ]
+    op = PiriodUpsertOperator(task_id="u", resource="customers", records=records, match_on="metadata.crm_id")
+    error = bounded(lambda: op.execute({}), 30).raised(PiriodError)
+    assert "records[0]" in str(error) and "records[1]" in str(error)
+    assert posts(server) == 0
+    assert not any(r.method == "PATCH" for r in list(server.requests))
+
+
 # ----------------------------------------------------------------------------- check_records: values equal when folded
 
 

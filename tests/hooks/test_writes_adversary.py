@@ -12,7 +12,7 @@ import json
 import logging
 import random
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 from urllib.parse import parse_qs, urlencode
@@ -50,19 +50,6 @@ pytestmark = pytest.mark.usefixtures("no_proxies", "fast_retries")
 
 
 # ----------------------------------------------------------------------------- fixtures and a fake Piriod
-
-
-@pytest.fixture
-def no_proxies(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY"):
-        monkeypatch.delenv(name, raising=False)
-        monkeypatch.delenv(name.lower(), raising=False)
-
-
-@pytest.fixture
-def servers() -> Iterator[HostileServers]:
-    with HostileServers() as make:
-        yield make
 
 
 @pytest.fixture
@@ -163,6 +150,22 @@ def serve(servers: HostileServers, monkeypatch: pytest.MonkeyPatch, fake: FakePi
 
 def posts(server: Any, path: str | None = None) -> int:
     return sum(1 for r in list(server.requests) if r.method == "POST" and (path is None or r.path == path))
+
+
+def is_key_lookup(request: Request) -> bool:
+    """Whether ``request`` is the lookup of a create by its write key."""
+    return "metadata__airflow_write_key" in request.query
+
+
+def stored_then_502(fake: FakePiriod):
+    """A POST handler that stores the object, then answers 502: a create made, its answer lost."""
+
+    def post(conn: Conn, request: Request, data: Any) -> bool:
+        fake.store(data)
+        conn.respond(502, {"detail": "bad gateway"})
+        return True
+
+    return post
 
 
 def no_leak(exc: BaseException) -> None:

@@ -22,44 +22,20 @@ from tests.hooks.test_writes_adversary import (
     FakeInvoices,
     FakePiriod,
     create,
+    is_key_lookup,
     key_of,
     lookup_fails,
     no_leak,
     posts,
     run_finalize,
     serve,
+    stored_then_502,
 )
-from tests.hostile import TOKEN, Conn, HostileServers, Request, bounded, connect, exception_texts, leaked, page
+from tests.hostile import TOKEN, Conn, Request, bounded, connect, exception_texts, leaked, page
 
 pytestmark = pytest.mark.usefixtures("no_proxies", "fast_retries")
 
 MAX_TASK_ERROR = 20_000
-
-
-@pytest.fixture
-def no_proxies(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY"):
-        monkeypatch.delenv(name, raising=False)
-        monkeypatch.delenv(name.lower(), raising=False)
-
-
-@pytest.fixture
-def servers():
-    with HostileServers() as make:
-        yield make
-
-
-def stored_then_502(fake: FakePiriod):
-    def post(conn: Conn, request: Request, data: Any) -> bool:
-        fake.store(data)
-        conn.respond(502, {"detail": "bad gateway"})
-        return True
-
-    return post
-
-
-def is_key_lookup(request: Request) -> bool:
-    return "metadata__airflow_write_key" in request.query
 
 
 def gets(server: Any) -> int:

@@ -16,31 +16,15 @@ from tests.hooks.test_writes_adversary import (
     FakeInvoices,
     FakePiriod,
     create,
+    is_key_lookup,
     no_leak,
     posts,
     run_finalize,
     serve,
 )
-from tests.hostile import TOKEN, Conn, HostileServers, Request, bounded, connect, exception_texts, page
+from tests.hostile import TOKEN, Conn, Request, bounded, connect, exception_texts, page
 
 pytestmark = pytest.mark.usefixtures("no_proxies", "fast_retries")
-
-
-@pytest.fixture
-def no_proxies(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY"):
-        monkeypatch.delenv(name, raising=False)
-        monkeypatch.delenv(name.lower(), raising=False)
-
-
-@pytest.fixture
-def servers():
-    with HostileServers() as make:
-        yield make
-
-
-def is_key_lookup(request: Request) -> bool:
-    return "metadata__airflow_write_key" in request.query
 
 
 def loose_equal(stored: Any, wanted: str) -> bool:

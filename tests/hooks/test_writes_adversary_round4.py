@@ -11,25 +11,12 @@ from airflow_provider_piriod.exceptions import PiriodError
 from airflow_provider_piriod.hooks.writes import WRITE_KEY_FIELD, folded
 from airflow_provider_piriod.operators.piriod import PiriodUpsertOperator
 from tests.hooks.test_writes_adversary import FakeInvoices, FakePiriod, create, no_leak, posts, run_finalize, serve
-from tests.hostile import Conn, HostileServers, Request, bounded, connect, exception_texts, page
+from tests.hostile import Conn, Request, bounded, connect, exception_texts, page
 
 pytestmark = pytest.mark.usefixtures("no_proxies", "fast_retries")
 
 LONG_1 = "1234567890123456789012345678901"  # 31 digits: more than Decimal's default 28-digit precision
 LONG_2 = "1234567890123456789012345678902"  # another value, differing in the last digit
-
-
-@pytest.fixture
-def no_proxies(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY"):
-        monkeypatch.delenv(name, raising=False)
-        monkeypatch.delenv(name.lower(), raising=False)
-
-
-@pytest.fixture
-def servers():
-    with HostileServers() as make:
-        yield make
 
 
 def filler(fake: FakePiriod, n: int = 150) -> None:

@@ -19,33 +19,16 @@ from airflow_provider_piriod.exceptions import PiriodAmbiguousWriteError, Piriod
 from airflow_provider_piriod.hooks.piriod import PiriodHook
 from airflow_provider_piriod.operators.piriod import PiriodActionOperator, PiriodUpsertOperator
 from airflow_provider_piriod.operators.writes import PiriodCreateOperator
-from tests.hooks.test_writes_adversary import FakePiriod, key_of, no_leak, posts, serve
-from tests.hostile import TOKEN, Conn, HostileServers, Request, bounded, connect, leaked
+from tests.hooks.test_writes_adversary import FakePiriod, is_key_lookup, key_of, no_leak, posts, serve
+from tests.hostile import TOKEN, Conn, Request, bounded, connect, leaked
 
 pytestmark = pytest.mark.usefixtures("no_proxies", "fast_retries")
-
-
-@pytest.fixture
-def no_proxies(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY"):
-        monkeypatch.delenv(name, raising=False)
-        monkeypatch.delenv(name.lower(), raising=False)
-
-
-@pytest.fixture
-def servers():
-    with HostileServers() as make:
-        yield make
 
 
 def as_task(monkeypatch: pytest.MonkeyPatch, try_number: int) -> None:
     """Run as try ``try_number`` of task d.t in run r1."""
     ti = SimpleNamespace(dag_id="d", task_id="t", run_id="r1", map_index=-1, try_number=try_number)
     monkeypatch.setattr(compat, "get_current_context", lambda: {"ti": ti}, raising=False)
-
-
-def is_key_lookup(request: Request) -> bool:
-    return "metadata__airflow_write_key" in request.query
 
 
 def writes(server: Any) -> list[Request]:

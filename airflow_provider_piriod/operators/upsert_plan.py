@@ -116,12 +116,13 @@ def check_records(records: Any, match_on: str) -> list[dict[str, Any]]:
         value = match_value(record, match_on)
         if value is None:
             raise PiriodInputError(f"records[{index}] has no value at match_on={match_on!r}")
-        if folded(value) in seen:
+        key = folded(value)
+        if key in seen:
             raise PiriodInputError(
-                f"records[{seen[folded(value)]}] and records[{index}] have the same {match_on} (perhaps in another "
+                f"records[{seen[key]}] and records[{index}] have the same {match_on} (perhaps in another "
                 "letter case, spacing or number format): which one to write is ambiguous"
             )
-        seen[folded(value)] = index
+        seen[key] = index
         checked.append(check_data(record, f"records[{index}]"))
     return checked
 

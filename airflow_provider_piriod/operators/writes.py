@@ -83,7 +83,7 @@ class _PiriodWriteOperator(BaseOperator):
 
     def _finish(self, plan: list[Planned], started: float, verb: str, output_path: str | None) -> dict[str, Any]:
         """The report, the one summary line, and the task's failure if any record was not written (refused by
-        Piriod, or matching more than one object); the output file is written either way."""
+        Piriod, or with no single object it surely matches); the output file is written either way."""
         counts = summary(plan)
         self.log.info(
             "%s %d Piriod %ss in %.1f s through connection %r: %s (%d requests)",
@@ -216,7 +216,9 @@ class PiriodUpsertOperator(_PiriodWriteOperator):
         """The objects matching each record's value: one scan of the resource when that costs fewer requests
         than a filtered lookup per record; either way each match is checked on the object itself, and an
         object listed twice (a lookup whose filter Piriod ignored) is one match. Keyed by :func:`folded` value,
-        so an object showing the value in another form is found, and the plan refuses it."""
+        so an object showing the value in another form is found, and the plan refuses it. An object a filtered
+        lookup lists with no value to match on (null, a list) cannot be told apart from the record's: the task
+        fails before any write."""
         values = {match_value(r, match_on) or "" for r in records}
         wanted: dict[str, set[str]] = {}  # a form an object may show -> the records (folded) it may be
         for v in values:
@@ -225,34 +227,32 @@ class PiriodUpsertOperator(_PiriodWriteOperator):
         found: dict[str, dict[str, dict[str, Any]]] = {}
         token = self.hook.settings.token
         pages = math.ceil(self.hook.count_objects(self.resource) / 100)
-        if pages <= len(records):
+        scanned = pages <= len(records)
+        if scanned:
             objects: Iterable[dict[str, Any]] = self.hook.iter_object_json(
                 self.resource, {}, page_size=100, max_workers=min(self.max_workers, max(pages, 1))
             )
         else:
-            objects = self._lookups(sorted(v for v in values if v), match_on, token)
+            objects = self._lookups(sorted(v for v in values if v), match_on)
         for obj in objects:
             value = object_match_value(obj, match_on, self.spec.label, token)
+            if value is None and not scanned:  # a filtered lookup listed it, yet it shows nothing to match
+                raise PiriodResponseError(
+                    f"Piriod lists {self.spec.label} {quoted(obj.get('id'), token)!r} for a lookup on {match_on} "
+                    "without a value there to match: whether it is a record's cannot be told; nothing written"
+                )
             if value is None:
                 continue
             for record_key in wanted.get(folded(value), ()):
                 found.setdefault(record_key, {})[str(obj["id"])] = obj
         return {value: list(by_id.values()) for value, by_id in found.items()}
 
-    def _lookups(self, values: list[str], match_on: str, token: str) -> Iterable[dict[str, Any]]:
-        """The objects each value's filtered lookup lists. One listed without a value to match on (null, a list,
-        an object) cannot be told apart from the record's: the task fails before any write."""
+    def _lookups(self, values: list[str], match_on: str) -> Iterable[dict[str, Any]]:
+        """The objects each value's filtered lookup lists, ``max_workers`` lookups at a time."""
         from concurrent.futures import ThreadPoolExecutor
 
         def lookup(value: str) -> list[dict[str, Any]]:
-            listed = list(self.hook.iter_object_json(self.resource, {match_filter(match_on): value}, page_size=100))
-            for obj in listed:
-                if object_match_value(obj, match_on, self.spec.label, token) is None:
-                    raise PiriodResponseError(
-                        f"Piriod lists {self.spec.label} {quoted(obj.get('id'), token)!r} for a lookup on {match_on} "
-                        f"without a value there to match: whether it is a record's cannot be told; nothing written"
-                    )
-            return listed
+            return list(self.hook.iter_object_json(self.resource, {match_filter(match_on): value}, page_size=100))
 
         with ThreadPoolExecutor(max_workers=self.max_workers, thread_name_prefix="piriod-lookup") as pool:
             for matches in pool.map(lookup, values):

@@ -1,11 +1,12 @@
-"""Piriod's request rules, independent of the HTTP client: ids, filters, page sizes, retry timing.
+"""Piriod's API rules, independent of the HTTP client: what a request may be, what an answer means.
 
-The sync and async transports build paths, query strings and retry delays here, so both follow
-the same rules and bad input is refused before any request exists.
+The sync and async transports build paths, query strings and retry delays here, and turn answers into
+JSON or typed errors here, so both follow the same rules; bad input is refused before any request exists.
 """
 
 from __future__ import annotations
 
+import json
 import random
 import time
 from collections.abc import Iterable, Mapping
@@ -13,14 +14,28 @@ from datetime import date, datetime
 from decimal import Decimal
 from email.utils import parsedate_to_datetime
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
+from airflow_provider_piriod import jsoncodec
 from airflow_provider_piriod.exceptions import (
+    PiriodAuthError,
+    PiriodError,
     PiriodInputError,
     PiriodNetworkError,
+    PiriodNotFoundError,
     PiriodRateLimitError,
     PiriodResponseError,
     PiriodServerError,
+    PiriodValidationError,
+)
+from airflow_provider_piriod.redaction import (
+    MAX_DETAIL_CHARS,
+    MAX_ERROR_CHARS,
+    MAX_ERROR_FIELDS,
+    MAX_MESSAGE_CHARS,
+    clean,
+    secrets_of,
+    snippet,
 )
 
 CUSTOMERS_PATH = "/customers/"
@@ -179,3 +194,133 @@ def retry_delay(
         return wait + random.uniform(0, 0.1 * wait + 0.01)
     ceiling = min(cap, base * (2 ** (attempt - 1)))
     return ceiling / 2 + random.uniform(0, ceiling / 2)
+
+
+# ----------------------------------------------------------------------------- what an answer means
+
+
+def answer_json(
+    method: str, path: str, status: int, reason: str, body: bytes, headers: Mapping[str, str], secrets: Any = ()
+) -> Any:
+    """The JSON of a 2xx answer, or the typed error of any other: the last step of every attempt."""
+    if not 200 <= status < 300:
+        raise error_from_response(method, path, status, reason, body, headers, secrets)
+    return decode_json(body, method, path, status, secrets)
+
+
+def decode_json(body: bytes, method: str, path: str, status: int, secrets: Any = ()) -> Any:
+    """The JSON of a 2xx body, money exact; an undecodable body is a (retried) PiriodDecodeError."""
+    error: type[PiriodResponseError]
+    try:
+        return jsoncodec.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        error, reason = PiriodDecodeError, "not valid JSON"  # truncated, or HTML from a proxy: worth a retry
+    except ValueError as exc:
+        error, reason = PiriodResponseError, f"JSON this provider refuses ({exc})"  # NaN, nesting: deterministic
+    raise error(
+        f"Piriod {method} {path} returned {status} with a body that is {reason} "
+        f"({len(body)} bytes, starts {snippet(body, secrets)!r})",
+        status_code=status,
+        method=method,
+        path=path,
+    )
+
+
+def check_object(data: Any, method: str, path: str) -> dict[str, Any]:
+    if not isinstance(data, dict):
+        what = f"returned JSON {type(data).__name__}, expected an object"
+        raise PiriodResponseError(f"Piriod {method} {path} {what}", method=method, path=path)
+    return data
+
+
+def check_requested_object(data: Any, object_id: str, label: str, path: str) -> dict[str, Any]:
+    """A retrieve answer must be an object whose ``id`` is the id asked for (``12`` answers ``"12"``)."""
+    obj = check_object(data, "GET", path)
+    returned = obj.get("id")
+    if isinstance(returned, bool) or not isinstance(returned, (str, int)) or str(returned) != object_id:
+        raise PiriodResponseError(
+            f"Piriod GET {path} answered with another {label} than the {object_id!r} asked for, id "
+            f"{str(returned)!r}; refusing to return it under the id asked for",
+            method="GET",
+            path=path,
+        )
+    return obj
+
+
+def check_page(data: Any, method: str, path: str) -> dict[str, Any]:
+    """A list answer must be Piriod's envelope: an object with a ``results`` list and an integer ``count``."""
+    page = check_object(data, method, path)
+    count = page.get("count")
+    if not isinstance(page.get("results"), list) or not isinstance(count, int) or isinstance(count, bool) or count < 0:
+        raise PiriodResponseError(
+            f"Piriod {method} {path} returned an object without a 'results' list and a 'count' "
+            f"(keys: {sorted(map(str, page))[:10]})",
+            method=method,
+            path=path,
+        )
+    return page
+
+
+def error_from_response(
+    method: str, path: str, status: int, reason: str, body: bytes, headers: Mapping[str, str], secrets: Any = ()
+) -> PiriodError:
+    """Map a non-2xx answer to its typed error, with Piriod's ``detail`` or field errors in the message."""
+    detail, errors = _explain(body, secrets_of(secrets))
+    text = f"Piriod {method} {path} returned {status} {reason}".rstrip() + (f": {detail}" if detail else "")
+    kwargs: dict[str, Any] = {"status_code": status, "detail": detail, "method": method, "path": path}
+    if status == 429:
+        return PiriodRateLimitError(text, retry_after=parse_retry_after(headers.get("Retry-After")), **kwargs)
+    if status >= 500:
+        return PiriodServerError(text, retry_after=parse_retry_after(headers.get("Retry-After")), **kwargs)
+    if status == 401:
+        return PiriodAuthError(f"{text} (check the connection's API token)", **kwargs)
+    if status == 403 or (status == 400 and "workspace" in (detail or "").lower()):
+        return PiriodAuthError(f"{text} (check the connection's workspace: the token must belong to it)", **kwargs)
+    if status == 404:
+        return PiriodNotFoundError(text, **kwargs)
+    if status in (400, 422):
+        return PiriodValidationError(text, errors=errors, **kwargs)
+    if status < 200:
+        return PiriodResponseError(f"{text}; an interim answer where a final one was due", **kwargs)
+    if 300 <= status < 400:
+        where = _location_host(headers.get("Location", ""))
+        return PiriodResponseError(f"{text}; redirects are not followed (Location points to {where})", **kwargs)
+    return PiriodError(text, **kwargs)
+
+
+def _location_host(location: str) -> str:
+    """Only the host of a redirect target: its userinfo, path and query are the server's to fill."""
+    try:
+        return urlsplit(location).hostname or "the same host"
+    except ValueError:
+        return "an invalid URL"
+
+
+def _explain(body: bytes, secrets: tuple[str, ...]) -> tuple[str | None, dict[str, list[str]]]:
+    """Piriod's ``detail``, or its field errors flattened to ``field: message`` text; redacted before any cut."""
+    try:
+        data = jsoncodec.loads(body) if body.strip() else None
+    except ValueError:
+        return f"non-JSON body: {snippet(body, secrets)}", {}
+    if isinstance(data, dict) and isinstance(data.get("detail"), str):
+        return clean(data["detail"], secrets, MAX_MESSAGE_CHARS), {}
+    if isinstance(data, dict):
+        fields = list(data.items())[:MAX_ERROR_FIELDS]
+        errors = {clean(k, secrets, MAX_ERROR_CHARS): _messages(v, secrets) for k, v in fields}
+        return "; ".join(f"{k}: {' '.join(v)}" for k, v in errors.items())[:MAX_MESSAGE_CHARS] or None, errors
+    if isinstance(data, list):
+        return " ".join(_messages(data, secrets))[:MAX_MESSAGE_CHARS] or None, {}
+    return (clean(data, secrets, MAX_DETAIL_CHARS) if data is not None else None), {}
+
+
+def _messages(value: Any, secrets: tuple[str, ...], depth: int = 0) -> list[str]:
+    if depth > 5:
+        return ["…"]
+    if isinstance(value, list):
+        return [m for item in value[:20] for m in _messages(item, secrets, depth + 1)]
+    if isinstance(value, dict):
+        items = list(value.items())[:20]
+        return [
+            f"{clean(k, secrets, MAX_ERROR_CHARS)}: {m}" for k, v in items for m in _messages(v, secrets, depth + 1)
+        ]
+    return [clean(value, secrets, MAX_ERROR_CHARS)]

@@ -20,8 +20,13 @@ from airflow_provider_piriod.exceptions import (
     PiriodServerError,
     PiriodValidationError,
 )
-from airflow_provider_piriod.protocol import customer_path, filter_params, parse_retry_after, retry_delay
-from airflow_provider_piriod.transport.answers import error_from_response
+from airflow_provider_piriod.protocol import (
+    customer_path,
+    error_from_response,
+    filter_params,
+    parse_retry_after,
+    retry_delay,
+)
 from airflow_provider_piriod.transport.pages import follow_next
 
 

@@ -32,7 +32,7 @@ from airflow_provider_piriod.protocol import (
 )
 from airflow_provider_piriod.resources import Resource, get_resource
 from airflow_provider_piriod.transport.aio import AsyncPiriodTransport
-from airflow_provider_piriod.transport.answers import redact
+from airflow_provider_piriod.redaction import redact
 from airflow_provider_piriod.transport.calls import Tally
 from airflow_provider_piriod.transport.sync import PiriodTransport
 from airflow_provider_piriod.transport.throttle import Throttle

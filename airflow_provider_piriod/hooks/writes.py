@@ -74,7 +74,7 @@ def check_write_key(key: Any) -> str:
 
 def quoted(value: Any, secret: str) -> str:
     """A value Piriod sent (an id, a status) as an error quotes it: without the token, and short."""
-    from airflow_provider_piriod.transport.answers import redact  # not at import: DAG files load this module
+    from airflow_provider_piriod.redaction import redact  # not at import: DAG files load this module
 
     return redact(str(value), secret)[:SHOWN_CHARS]
 

@@ -8,24 +8,22 @@ the same typed and scrubbed errors.
 from __future__ import annotations
 
 import asyncio
-import sys
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AbstractContextManager
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import urlsplit
 
 from airflow_provider_piriod import __version__
 from airflow_provider_piriod.connection import PiriodSettings
 from airflow_provider_piriod.exceptions import PiriodConnectionSetupError, PiriodRateLimitError
+from airflow_provider_piriod import protocol
 from airflow_provider_piriod.protocol import TRANSIENT_ERRORS
+from airflow_provider_piriod.redaction import scrub
 from airflow_provider_piriod.resources import Resource
-from airflow_provider_piriod.transport import answers
 from airflow_provider_piriod.transport.bodies import ACCEPT_ENCODING, open_body
-from airflow_provider_piriod.transport.calls import Call, Tally, one_call
+from airflow_provider_piriod.transport.calls import Call, Tally, deadline_error, network_error, one_call
 from airflow_provider_piriod.transport.pages import EXTRA_PAGES, PageWalk
-
-_T = TypeVar("_T")
 
 
 class AsyncPiriodTransport:
@@ -70,7 +68,7 @@ class AsyncPiriodTransport:
         path = resource.object_path(object_id)
         with self._calling(resource.name) as call:
             data = await self._request_json(self._url(path), call)
-            return answers.check_requested_object(data, object_id, resource.label, path)
+            return protocol.check_requested_object(data, object_id, resource.label, path)
 
     async def count(self, resource: Resource, params: Mapping[str, str]) -> int:
         with self._calling(resource.name) as call:
@@ -80,11 +78,8 @@ class AsyncPiriodTransport:
         """Every object of the list, each once, following ``next`` on the configured origin and path only."""
         with self._calling(resource.name) as call:
             walk = PageWalk(self.settings.base_url, resource.path, resource.label, self.settings.token)
-            page: dict[str, Any] | None  # None after the last page
-            page = await self._get_page(self._url(resource.path), call, params)
-            walk.mark_read(params)
-            walk.first(page, int(params["page_size"]))
-            assert walk.max_pages is not None  # set by first()
+            page: dict[str, Any] | None = await self._get_page(self._url(resource.path), call, params)
+            walk.first(page, params)
             call.expect(page["count"], walk.max_pages - EXTRA_PAGES)
             while page is not None:
                 new = walk.fresh(page)
@@ -104,7 +99,7 @@ class AsyncPiriodTransport:
         return f"{self.settings.base_url}{path}"
 
     async def _get_page(self, url: str, call: Call, params: Mapping[str, str] | None = None) -> dict[str, Any]:
-        return answers.check_page(await self._request_json(url, call, params), "GET", urlsplit(url).path)
+        return protocol.check_page(await self._request_json(url, call, params), "GET", urlsplit(url).path)
 
     async def _request_json(self, url: str, call: Call, params: Mapping[str, str] | None = None) -> Any:
         """The async request funnel: a deadline per attempt; after a failure, the call decides (see Call)."""
@@ -114,7 +109,7 @@ class AsyncPiriodTransport:
                 call.sending()
                 result = await self._send(url, params)
             except (*TRANSIENT_ERRORS, PiriodConnectionSetupError) as exc:
-                answers.scrub(exc, self.settings.token)  # it is about to be logged
+                scrub(exc, self.settings.token)  # it is about to be logged
                 throttled = isinstance(exc, PiriodRateLimitError)
                 failures, throttles = failures + (not throttled), throttles + throttled
                 await asyncio.sleep(call.wait_after(exc, failures, throttles))
@@ -131,15 +126,16 @@ class AsyncPiriodTransport:
         timeout, secrets = self.settings.timeout, self.settings.token
         deadline = time.monotonic() + timeout
         try:
-            status, reason, headers, body = await _within(timeout, self._read(url, params, method, path, deadline))
-        except asyncio.TimeoutError:
-            raise answers.deadline_error(method, path, timeout) from None
+            async with asyncio.timeout(timeout):
+                status, reason, headers, body = await self._read(url, params, method, path, deadline)
+        except TimeoutError:
+            raise deadline_error(method, path, timeout) from None
         except (httpx.HTTPError, httpx.InvalidURL, OSError, ValueError) as exc:
-            raise answers.network_error(
+            raise network_error(
                 method, path, exc, secrets, base_url=self.settings.base_url, conn_id=self.settings.conn_id
             ) from None
         # decoding a large body is CPU work: off the event loop every deferred task shares
-        return await asyncio.to_thread(answers.answer_json, method, path, status, reason, body, headers, secrets)
+        return await asyncio.to_thread(protocol.answer_json, method, path, status, reason, body, headers, secrets)
 
     async def _read(self, url: str, params: Mapping[str, str] | None, method: str, path: str, deadline: float):
         async with self._client.stream(method, url, params=params) as response:
@@ -158,13 +154,3 @@ class AsyncPiriodTransport:
 
     def _calling(self, what: str) -> AbstractContextManager[Call]:
         return one_call(self.settings, self.log, what, self._retry_delay, self.tally)
-
-
-async def _within(seconds: float, work: Coroutine[Any, Any, _T]) -> _T:
-    """``work``, or ``asyncio.TimeoutError`` after ``seconds``. ``asyncio.timeout`` where it exists:
-    ``wait_for`` before Python 3.12 can swallow a cancellation that arrives as the work completes,
-    which would leave a cancelled trigger polling on."""
-    if sys.version_info >= (3, 11):
-        async with asyncio.timeout(seconds):
-            return await work
-    return await asyncio.wait_for(work, timeout=seconds)

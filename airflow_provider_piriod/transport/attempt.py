@@ -1,37 +1,100 @@
-"""One blocking attempt at a request, bounded as a whole: connect, send, status, headers and body.
+"""One blocking attempt at a request, bounded as a whole: connect, send, status, headers, body, decode.
 
-urllib3 sends it, over its pooled kept-alive connections (or the environment's proxy). What urllib3
-leaves open is closed here, in as little code as it takes:
-
-* **a deadline for the whole attempt.** urllib3 only has per-read timeouts, so a server sending one
-  byte of its status line a second never trips them. A watchdog thread keeps the deadlines of the
-  attempts in flight; when one passes, it shuts down the socket of each connection the attempt is
-  using, which wakes the blocked read at once. A connection belongs to the last attempt that used it,
-  so a late deadline never shuts down a connection another thread has taken from the pool since.
-* **whether the request left whole** (:attr:`Attempt.sent`): a write whose request never left may be
-  sent again; one whose answer was lost after it left may not.
-* **header blocks http.client would read leniently are refused** (:class:`CheckedResponse`).
+urllib3 sends it, over its pooled kept-alive connections (or the environment's proxy), and has only
+per-read timeouts: a server sending one byte a second never trips them. A watchdog thread keeps the
+deadlines of the attempts in flight; when one passes, it shuts down the socket of each connection the
+attempt is using, which wakes the blocked read at once. A connection belongs to the last attempt that
+used it, so a late deadline never shuts one another thread has taken from the pool since.
+:attr:`Attempt.sent` says whether the request left whole: a write whose answer was lost after it left
+may have taken effect.
 """
 
 from __future__ import annotations
 
 import heapq
-import http.client
 import itertools
-import re
 import socket
 import threading
 import time
 import weakref
+from collections.abc import Mapping
 from contextlib import suppress
 from typing import Any
+from urllib.parse import urlencode, urlsplit
 
+import urllib3
 from urllib3 import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.connection import HTTPConnection, HTTPSConnection
 
+from airflow_provider_piriod.connection import PiriodSettings
+from airflow_provider_piriod.exceptions import PiriodError
+from airflow_provider_piriod.protocol import answer_json
+from airflow_provider_piriod.transport.bodies import open_body
+from airflow_provider_piriod.transport.calls import deadline_error, network_error, sent_or_not
+from airflow_provider_piriod.transport.framing import CheckedResponse
+
+READ_STEP = 64 * 1024
 #: how often an expired attempt looks again for a socket still being connected
 _RECHECK = 0.02
+_CLIENT_ERRORS = (urllib3.exceptions.HTTPError, OSError, ValueError)
 _LOCK = threading.Lock()  # who owns which connection, and shutting their sockets down
+
+
+def send(route: Any, settings: PiriodSettings, method: str, url: str, params: Any, payload: bytes | None) -> Any:
+    """One attempt on ``route`` (a :class:`~.session.Route`): the answer's JSON (None for an empty 2xx write),
+    or a typed error, marked with whether the request had left whole."""
+    path, timeout, secrets = urlsplit(url).path, settings.timeout, settings.token
+    headers = {} if payload is None else {"Content-Type": "application/json"}
+    failure: PiriodError | None = None
+    with attempt_deadline(time.monotonic() + timeout) as attempt:
+        try:
+            answer = route.open(method, _with_query(url, params), payload, headers, timeout)
+            try:
+                body = _read_body(answer, settings, method, path, attempt.deadline)
+            finally:
+                _finish(answer)
+        except PiriodError:
+            if not attempt.expired:
+                raise
+            failure = deadline_error(method, path, timeout)
+        except _CLIENT_ERRORS as exc:
+            failure = (
+                deadline_error(method, path, timeout)
+                if attempt.expired
+                else network_error(method, path, exc, secrets, base_url=settings.base_url, conn_id=settings.conn_id)
+            )
+        if failure is not None:
+            # raised outside the except block: the client's exception (which may quote what the server sent,
+            # an echoed token too) is not kept as its __context__
+            raise sent_or_not(failure, attempt.sent)
+        if attempt.expired:  # the watchdog cut the body short
+            raise deadline_error(method, path, timeout, answer.status, request_sent=True)
+    if not body and method != "GET" and 200 <= answer.status < 300:
+        return None  # a DELETE's 204
+    return answer_json(method, path, answer.status, answer.reason or "", body, answer.headers, secrets)
+
+
+def _read_body(answer: Any, settings: PiriodSettings, method: str, path: str, deadline: float) -> bytes:
+    """Raw bytes as they arrive, decoded here within the size cap (never by a client library, unbounded)."""
+    decoder = open_body(settings, answer.headers, status=answer.status, method=method, path=path, deadline=deadline)
+    while chunk := answer.read1(READ_STEP, decode_content=False):  # what has arrived, never waits for more
+        decoder.feed(chunk)  # counted and checked against the deadline
+    return decoder.finish()
+
+
+def _finish(answer: Any) -> None:
+    """Give the connection back to its pool: as it is if the body was read to its end, else closed first."""
+    if not answer.isclosed():
+        answer.close()  # closes the connection too: what is left of the body must not reach the next request
+    answer.release_conn()
+
+
+def _with_query(url: str, params: Mapping[str, str] | None) -> str:
+    """``url`` with ``params`` added to its query, encoded as requests encodes them."""
+    return f"{url}{'&' if '?' in url else '?'}{urlencode(params)}" if params else url
+
+
+# ----------------------------------------------------------------------------- the deadline
 
 
 class Attempt:
@@ -42,8 +105,7 @@ class Attempt:
     def __init__(self, deadline: float) -> None:
         self.deadline = deadline
         self.expired = False
-        #: the whole request was handed to the socket: the server may have acted on it
-        self.sent = False
+        self.sent = False  # the whole request was handed to the socket: the server may have acted on it
         self.connections: list[Any] = []
 
     def join(self, connection: Any) -> None:
@@ -88,9 +150,9 @@ class _Watchdog:
         self._order = itertools.count()
         self._thread: threading.Thread | None = None
 
-    def arm(self, attempt: Attempt, when: float | None = None) -> None:
+    def arm(self, attempt: Attempt) -> None:
         with self._ready:
-            heapq.heappush(self._heap, (attempt.deadline if when is None else when, next(self._order), attempt))
+            heapq.heappush(self._heap, (attempt.deadline, next(self._order), attempt))
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._run, name="piriod-deadlines", daemon=True)
                 self._thread.start()
@@ -151,115 +213,10 @@ def _join_current(connection: Any) -> Attempt | None:
     return attempt
 
 
-# ----------------------------------------------------------------------------- what arrives is checked
-
-
-# RFC 9110 5.1: a field name is a token
-_FIELD_LINE = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+:")
-
-
-class _HeadLines:
-    """Records the lines http.client reads for a status line and header block, to check them afterwards."""
-
-    def __init__(self, raw: Any) -> None:
-        self.raw = raw
-        self.lines: list[bytes] = []
-
-    def readline(self, limit: int = -1) -> bytes:
-        line = self.raw.readline(limit)
-        self.lines.append(line)
-        return line
-
-    def __getattr__(self, name: str) -> Any:  # close() and the rest, should http.client need them meanwhile
-        return getattr(self.raw, name)
-
-
-# RFC 9112 7.1: chunk-size = 1*HEXDIG, then optional extensions (their content is not looked at)
-_CHUNK_SIZE_LINE = re.compile(rb"[0-9A-Fa-f]+[ \t]*(;[^\r\n]*)?\r?\n")
-
-
-class _ChunkLines(_HeadLines):
-    """Refuses a chunk-size line http.client's ``int(line, 16)`` would read but a strict peer would not
-    (``0x20``, ``+20``, ``2_0``, `` 20``): the same bytes framed two ways is how requests get smuggled."""
-
-    def __init__(self, raw: Any) -> None:
-        super().__init__(raw)
-        self.trailer = False  # after the last chunk come trailer fields, not sizes
-
-    def readline(self, limit: int = -1) -> bytes:
-        line = self.raw.readline(limit)
-        if not self.trailer:
-            if not _CHUNK_SIZE_LINE.fullmatch(line):
-                raise http.client.HTTPException("an answer with a chunk size that is not hexadecimal digits")
-            self.trailer = int(line.split(b";", 1)[0], 16) == 0
-        return line
-
-
-def _line_problem(lines: list[bytes]) -> str | None:
-    """What is wrong with a header block, if anything; the status lines are http.client's to check."""
-    field_before = False  # a folded line continues the field before it: the first line of a block cannot fold
-    for raw in lines:
-        line = raw.rstrip(b"\r\n")
-        if not line or line.startswith(b"HTTP/"):
-            field_before = False
-            continue
-        if b"\r" in line or b"\0" in line:  # RFC 9110 5.5: a bare CR could hide the next field inside this one
-            return "an answer with a CR or NUL inside a header line"
-        folded = line[:1] in (b" ", b"\t")
-        if (folded and not field_before) or (not folded and not _FIELD_LINE.match(line)):
-            return "an answer with a header line that is not 'name: value'"  # no echo: it may hold the token
-        field_before = True
-    return None
-
-
-def repeated_length(declared: str | None) -> int | None:
-    """One length repeated (``40, 40``), which RFC 9112 6.3 lets a client read as that length; else None."""
-    values = {value.strip() for value in (declared or "").split(",")}
-    if len(values) != 1:
-        return None
-    (value,) = values
-    return int(value) if value.isascii() and value.isdigit() else None
-
-
-class CheckedResponse(http.client.HTTPResponse):
-    """http.client's answer, refused where http.client would guess, and never reused where framing is unsure.
-
-    http.client parses; this only looks at what it read. Refused: a header line that is not ``name: value``
-    (http.client ends the headers there and loses the ``Content-Length`` after it), a bare CR or a NUL in a
-    line, a transfer coding other than plain ``chunked`` (http.client frames it by ``Content-Length``). A
-    length repeated (``40, 40``) frames the body. After an interim (1xx) answer, or a 204/304 that declares
-    a body, what follows on the connection may still be this answer: the connection is closed, not reused.
-    """
-
-    def begin(self) -> None:
-        if self.headers is not None:
-            return
-        head = _HeadLines(self.fp)
-        self.fp = head
-        try:
-            super().begin()
-        finally:
-            self.fp = head.raw
-        problem = _line_problem(head.lines)
-        codings = ", ".join(self.headers.get_all("Transfer-Encoding") or [])
-        if problem is None and codings and codings.strip().lower() != "chunked":
-            problem = "an answer with a transfer coding other than chunked"
-        if problem is None and codings and self.headers.get_all("Content-Length"):
-            problem = "an answer framed both by chunks and by a Content-Length"  # RFC 9112 6.3: an error
-        if problem is not None:
-            raise http.client.HTTPException(problem)
-        lengths = ", ".join(self.headers.get_all("Content-Length") or [])
-        if self.length is None and not self.chunked and lengths and self.status >= 200:
-            self.length = repeated_length(lengths)  # http.client's int() cannot read "40, 40"
-        if self.chunked:
-            self.fp = _ChunkLines(self.fp)
-        if self.status < 200 or (self.status in (204, 304) and (codings or repeated_length(lengths or "0") != 0)):
-            self.will_close = True
-
-
 class _Watched:
     """A connection that works for the attempt running on its thread, and reads answers as CheckedResponse."""
 
+    response_class = CheckedResponse  # http.client's hook for the class that reads the answer
     attempt: Attempt | None = None
     #: the answer being read on it; once it is whole (or gone), the attempt lets go of the connection
     answer: weakref.ref[Any] | None = None
@@ -283,20 +240,12 @@ class _Watched:
         return answer
 
 
-class WatchedConnection(_Watched, HTTPConnection):
-    response_class = CheckedResponse  # http.client's hook for the class that reads the answer
-
-
-class WatchedTLSConnection(_Watched, HTTPSConnection):
-    response_class = CheckedResponse
-
-
 class WatchedPool(HTTPConnectionPool):
-    ConnectionCls = WatchedConnection
+    ConnectionCls = type("WatchedConnection", (_Watched, HTTPConnection), {})
 
 
 class WatchedTLSPool(HTTPSConnectionPool):
-    ConnectionCls = WatchedTLSConnection
+    ConnectionCls = type("WatchedTLSConnection", (_Watched, HTTPSConnection), {})
 
 
 #: what a urllib3 PoolManager (or ProxyManager) builds its pools from, so every connection is watched

@@ -1,27 +1,39 @@
-"""One hook call's bookkeeping: when to retry, how long to wait out rate limits, and what the log says.
+"""One hook call: what a failed attempt was, whether to retry it, and what the task log says meanwhile.
 
-A call (``get_objects`` of 10,000 ids, a page walk of a year of invoices) can make thousands of
-requests. Its task log should say what a person on call needs, not one line per request: one
-warning when Piriod starts rate-limiting, a summary at most every 30 s while it lasts and one at
-the end; the first retry of other failures, the rest at DEBUG; and for long reads a progress line
-at most every 30 s with the rate and the time to go.
+A call (``get_objects`` of 10,000 ids, a walk through a year of invoices) can make thousands of requests;
+its log says what a person on call needs: one warning when Piriod starts rate-limiting and a summary at
+most every 30 s while it lasts, the first retry of other failures (the rest at DEBUG), and for long reads
+a progress line at most every 30 s with the rate and the time to go.
 """
 
 from __future__ import annotations
 
+import socket
+import ssl
 import threading
 import time
-from collections.abc import Callable, Iterator
+import urllib.request
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
+from urllib.parse import urlsplit
 
-from airflow_provider_piriod.connection import PiriodSettings
-from airflow_provider_piriod.exceptions import PiriodConnectionSetupError, PiriodError, PiriodRateLimitError
-from airflow_provider_piriod.transport.answers import scrub
+from airflow_provider_piriod.connection import PiriodSettings, is_loopback
+from airflow_provider_piriod.exceptions import (
+    PiriodConnectionSetupError,
+    PiriodError,
+    PiriodNetworkError,
+    PiriodRateLimitError,
+)
+from airflow_provider_piriod.redaction import MAX_MESSAGE_CHARS, clean, scrub
 
 #: seconds between two throttling summaries, and between two progress lines
 REPORT_EVERY = 30.0
 _NO_ADVICE = Exception("no Retry-After")  # asks the backoff for its own delay
+#: what OpenSSL says when the server answers a TLS hello in plain text (an http server addressed as https)
+_PLAIN_HTTP_REASONS = frozenset({"WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG"})
+#: resolver answers that a retry cannot change (EAI_AGAIN, "temporary failure", is retried)
+_NO_SUCH_HOST = frozenset(filter(None, (getattr(socket, "EAI_NONAME", None), getattr(socket, "EAI_NODATA", None))))
 
 
 class Tally:
@@ -34,43 +46,27 @@ class Tally:
     def add(self, call: Call) -> None:
         with self._lock:
             self.calls += 1
-            self.requests += call.requests
-            self.pages += call.pages
-            self.retries += call.retries
-            self.throttled += call.throttled
+            self.requests, self.pages = self.requests + call.requests, self.pages + call.pages
+            self.retries, self.throttled = self.retries + call.retries, self.throttled + call.throttled
 
 
 class Call:
     """Shared by every request (and thread) of one hook call; thread-safe."""
 
-    def __init__(
-        self,
-        log: Any,
-        what: str,
-        *,
-        max_retries: int,
-        rate_limit_wait: float,
-        delay: Callable[[int, Exception], float],
-        conn_id: str = "?",
-    ) -> None:
-        self.log, self.what, self.conn_id = log, what, conn_id
-        self.max_retries, self.rate_limit_wait = max_retries, rate_limit_wait
-        self._delay = delay
+    def __init__(self, settings: PiriodSettings, log: Any, what: str, delay: Callable[[int, Exception], float]) -> None:
+        self.log, self.what, self.conn_id, self._delay = log, what, settings.conn_id, delay
+        self.max_retries, self.rate_limit_wait = settings.max_retries, settings.rate_limit_wait
         self._lock = threading.Lock()
         #: set when the call has failed or its caller stopped: requests still waiting to retry give up
         self.stopped = threading.Event()
         self.started = self._last_success = time.monotonic()
         self._answered = False  # an answer of this call came through: the connection's set-up works
-        self._setup_failures = 0
-        self.throttled = self.retries = self.requests = 0
-        self._throttled_since_report = 0
+        self._setup_failures = self.throttled = self.retries = self.requests = self._throttled_since_report = 0
         self._next_throttle_report = 0.0
         self.done = self.pages = 0
         self.total: int | None = None
         self.total_pages: int | None = None
         self._next_progress = self.started + REPORT_EVERY
-
-    # ------------------------------------------------------------------ retries
 
     def wait_after(self, exc: PiriodError, failures: int, throttles: int, pace: float | None = None) -> float:
         """Seconds to wait before the next attempt of a request, or raise: the decision for both transports.
@@ -90,36 +86,26 @@ class Call:
                 return 0.0
             exc = confirmed
         if failures > self.max_retries:
-            raise self._given_up(exc, failures, f"max_retries = {self.max_retries}")
+            plural = "s" if failures != 1 else ""
+            raise _amended(
+                exc, f" (connection {self.conn_id!r}: {failures} attempt{plural}, max_retries = {self.max_retries})"
+            )
         delay = self._delay(failures, exc)
         with self._lock:
             self.retries += 1
             first = self.retries == 1
+        attempts = f"attempt {failures} of {self.max_retries + 1} failed ({exc}); retrying in {delay:.2f} s"
         if first:
-            self.log.warning(
-                "Piriod request attempt %d of %d failed (%s); retrying in %.2f s (further retries of "
-                "this call are logged at DEBUG)",
-                failures,
-                self.max_retries + 1,
-                exc,
-                delay,
-            )
+            self.log.warning("Piriod request %s (further retries of this call are logged at DEBUG)", attempts)
         else:
-            self.log.debug(
-                "Piriod request attempt %d of %d failed (%s); retrying in %.2f s",
-                failures,
-                self.max_retries + 1,
-                exc,
-                delay,
-            )
+            self.log.debug("Piriod request %s", attempts)
         return delay
 
     def _setup_error_or_retry(self, exc: PiriodConnectionSetupError, failures: int) -> PiriodError | None:
         """Raise ``exc`` once confirmed (twice, nothing answered yet); None: try again now; else a network error."""
         with self._lock:
             answered = self._answered
-            if not answered:
-                self._setup_failures += 1
+            self._setup_failures += not answered
             seen = self._setup_failures
         if answered:  # the set-up works: a corrupted or cut answer, retried like any network failure
             return exc.as_network_error or exc
@@ -132,28 +118,16 @@ class Call:
         )
         return None
 
-    def _given_up(self, exc: PiriodError, attempts: int, why: str) -> PiriodError:
-        """``exc`` with the connection and the attempts made added to its message, as it leaves the call."""
-        plural = "s" if attempts != 1 else ""
-        note = f" (connection {self.conn_id!r}: {attempts} attempt{plural}, {why})"
-        if exc.args and isinstance(exc.args[0], str):
-            exc.args = (exc.args[0] + note, *exc.args[1:])
-        return exc
-
     def _rate_limited(self, exc: PiriodRateLimitError, delay: float, pace: float | None) -> None:
         with self._lock:
             now = time.monotonic()
             stuck = now - self._last_success
             if stuck + delay > self.rate_limit_wait:
-                raise PiriodRateLimitError(
-                    f"{exc}; still rate-limited after waiting {stuck:.1f} s with no request of this call getting "
-                    f"through (connection extra rate_limit_wait = {self.rate_limit_wait:g} s)",
-                    retry_after=exc.retry_after,
-                    status_code=exc.status_code,
-                    detail=exc.detail,
-                    method=exc.method,
-                    path=exc.path,
-                ) from None
+                raise _amended(
+                    exc,
+                    f"; still rate-limited after waiting {stuck:.1f} s with no request of this call getting through "
+                    f"(connection extra rate_limit_wait = {self.rate_limit_wait:g} s)",
+                )
             self.throttled += 1
             self._throttled_since_report += 1
             first, report = self.throttled == 1, now >= self._next_throttle_report
@@ -163,19 +137,14 @@ class Call:
         speed = f"; pacing at about {pace:.1f} requests/s" if pace else ""
         if first:
             self.log.warning(
-                "Piriod is rate-limiting %s (429): waiting as told and slowing down%s; a summary "
-                "follows at most every %.0f s",
-                self.what,
-                speed,
-                REPORT_EVERY,
+                "Piriod is rate-limiting %s (429): waiting as told and slowing down%s; a summary follows at most "
+                "every %.0f s",
+                *(self.what, speed, REPORT_EVERY),
             )
         elif report:
             self.log.warning(
                 "Piriod is still rate-limiting %s: %d requests throttled in the last %.0f s%s",
-                self.what,
-                count,
-                REPORT_EVERY,
-                speed,
+                *(self.what, count, REPORT_EVERY, speed),
             )
         self.log.debug("Piriod answered 429 (%s); waiting %.2f s", exc, delay)
 
@@ -188,46 +157,33 @@ class Call:
         self._last_success = time.monotonic()
         self._answered = True
 
-    # ------------------------------------------------------------------ progress
-
     def expect(self, total: int, total_pages: int | None = None) -> None:
         """What the whole call will bring, once known (a list's ``count``, or the number of ids)."""
         self.total, self.total_pages = total, total_pages
 
     def advance(self, objects: int, pages: int = 0) -> None:
+        """``objects`` (and ``pages``) more read; a progress line if the last is ``REPORT_EVERY`` old."""
         with self._lock:
-            self.done += objects
-            self.pages += pages
+            self.done, self.pages = self.done + objects, self.pages + pages
             now = time.monotonic()
             if now < self._next_progress:
                 return
             self._next_progress = now + REPORT_EVERY
             done, pages_done = self.done, self.pages
-        elapsed = max(now - self.started, 1e-9)
-        rate = done / elapsed
+        rate = done / max(now - self.started, 1e-9)
         of_pages = f" ({pages_done} of {self.total_pages} pages)" if self.total_pages else ""
-        if self.total:
-            left = max(self.total - done, 0) / rate if rate else float("inf")
-            self.log.info(
-                "Read %d of %d %s%s at %.0f/s; about %s to go",
-                done,
-                self.total,
-                self.what,
-                of_pages,
-                rate,
-                _duration(left),
-            )
-        else:
+        if not self.total:
             self.log.info("Read %d %s%s at %.0f/s", done, self.what, of_pages, rate)
+            return
+        left = _duration(max(self.total - done, 0) / rate if rate else float("inf"))
+        self.log.info("Read %d of %d %s%s at %.0f/s; about %s to go", done, self.total, self.what, of_pages, rate, left)
 
     def finish(self) -> None:
         """The closing summary: only when something worth saying happened."""
         if self.throttled:
+            took = _duration(time.monotonic() - self.started)
             self.log.warning(
-                "Piriod rate limiting of %s is over: %d requests were throttled in %s",
-                self.what,
-                self.throttled,
-                _duration(time.monotonic() - self.started),
+                "Piriod rate limiting of %s is over: %d requests were throttled in %s", self.what, self.throttled, took
             )
         if self.retries > 1:
             self.log.info("Piriod: %d requests of %s were retried after transient failures", self.retries, self.what)
@@ -235,33 +191,144 @@ class Call:
 
 @contextmanager
 def one_call(
-    settings: PiriodSettings,
-    log: Any,
-    what: str,
-    delay: Callable[[int, Exception], float],
-    tally: Tally | None = None,
+    settings: PiriodSettings, log: Any, what: str, delay: Callable[[int, Exception], float], tally: Tally
 ) -> Iterator[Call]:
     """One hook call, sync or async: its bookkeeping (added to ``tally``), every error scrubbed on the way out."""
-    call = Call(
-        log,
-        what,
-        max_retries=settings.max_retries,
-        rate_limit_wait=settings.rate_limit_wait,
-        delay=delay,
-        conn_id=settings.conn_id,
-    )
+    call = Call(settings, log, what, delay)
     try:
         yield call
     except PiriodError as exc:
         raise scrub(exc, settings.token) from exc.__cause__
     finally:
         call.finish()
-        if tally is not None:
-            tally.add(call)
+        tally.add(call)
+
+
+# ----------------------------------------------------------------------------- what a failed attempt was
+
+
+def network_error(
+    method: str, path: str, exc: BaseException, secrets: Any = (), *, base_url: str = "", conn_id: str = "?"
+) -> PiriodNetworkError | PiriodConnectionSetupError:
+    """The typed error of a failed attempt: :class:`PiriodConnectionSetupError` if it looks like the set-up's
+    fault (the call confirms that with one more attempt: a corrupted TLS record looks the same once, not twice)."""
+    text = f"Piriod {method} {path} failed before a complete answer arrived: {type(exc).__name__}: {exc}"
+    transient = PiriodNetworkError(clean(text, secrets, MAX_MESSAGE_CHARS), method=method, path=path)
+    problem = _setup_problem(exc, base_url)
+    if not problem:
+        return transient
+    text = f"Piriod {method} {path}: {problem} ({type(exc).__name__}; connection {conn_id!r})"
+    return PiriodConnectionSetupError(
+        clean(text, secrets, MAX_MESSAGE_CHARS), method=method, path=path, as_network_error=transient
+    )
+
+
+def deadline_error(
+    method: str, path: str, timeout: float, status: int | None = None, *, request_sent: bool = False
+) -> PiriodNetworkError:
+    what = f"Piriod {method} {path}: answer not complete within the {timeout:g} s deadline"
+    return PiriodNetworkError(what, request_sent=request_sent, status_code=status, method=method, path=path)
+
+
+def sent_or_not(error: PiriodError, sent: bool) -> PiriodError:
+    """``error`` marked with whether the whole request had left when its attempt failed."""
+    network = error.as_network_error if isinstance(error, PiriodConnectionSetupError) else error
+    if isinstance(network, PiriodNetworkError):
+        network.request_sent = sent
+    return error
+
+
+def may_have_acted(exc: PiriodError) -> bool:
+    """Whether Piriod may have carried out a request that failed this way: it left, and no refusal came back."""
+    if isinstance(exc, PiriodNetworkError):
+        return exc.request_sent
+    if isinstance(exc, PiriodConnectionSetupError):
+        return False  # nothing reached Piriod
+    status = exc.status_code  # a 5xx, or a 2xx/3xx whose body could not be used; a 4xx is a refusal
+    return status is None or not 400 <= status < 500
+
+
+def _setup_problem(exc: BaseException, base_url: str) -> str | None:
+    """Why connecting to ``base_url`` cannot work as configured, if a cause in the chain says so."""
+    origin = urlsplit(base_url)
+    where = origin.netloc or "the API URL"
+    causes = list(_causes(exc))
+    proxy = _proxy_of(origin)
+    if proxy or any(type(cause).__name__ == "ProxyError" for cause in causes):  # requests', urllib3's, httpx's
+        if not any(_no_such_host(cause) or _plain_http(cause) for cause in causes):
+            return None  # a proxy that refused or dropped the connection may be back on the next attempt
+        return (
+            f"the proxy {proxy or 'in use'} could not be used (a plain http proxy written as https://, or a proxy "
+            "name that does not resolve); check HTTPS_PROXY / HTTP_PROXY, or list the API host in NO_PROXY"
+        )
+    for cause in causes:
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            return (
+                f"the TLS certificate of {where} was not accepted ({cause.verify_message or cause.reason}); "
+                "check the API URL's host name, or point REQUESTS_CA_BUNDLE / SSL_CERT_FILE at your CA bundle"
+            )
+        if _plain_http(cause):
+            return _plain_http_hint(origin, where)
+        if _no_such_host(cause):
+            host = origin.hostname or "the API URL's host"
+            return f"the host name {host!r} does not resolve ({cause.strerror}); check the connection's API URL"
+    return None
+
+
+def _plain_http(cause: BaseException) -> bool:
+    return isinstance(cause, ssl.SSLError) and cause.reason in _PLAIN_HTTP_REASONS
+
+
+def _no_such_host(cause: BaseException) -> bool:
+    return isinstance(cause, socket.gaierror) and cause.errno in _NO_SUCH_HOST
+
+
+def _proxy_of(origin: Any) -> str | None:
+    """The proxy the environment sets for ``origin`` (HTTPS_PROXY, NO_PROXY), as scheme://host:port, never userinfo."""
+    if not origin.hostname or origin.scheme != "https":
+        return None  # a plain-http API is reached without the environment's proxy (see the transports)
+    proxies = urllib.request.getproxies_environment()
+    proxy = proxies.get("https") or proxies.get("all")
+    if not proxy or urllib.request.proxy_bypass_environment(origin.hostname, proxies):  # type: ignore[attr-defined]
+        return None
+    parts = urlsplit(proxy if "://" in proxy else f"http://{proxy}")
+    return f"{parts.scheme}://{parts.hostname or '?'}" + (f":{parts.port}" if parts.port else "")
+
+
+def _plain_http_hint(origin: Any, where: str) -> str:
+    """An http server addressed as https: say how to write the URL (and when plain http is allowed)."""
+    if origin.hostname and origin.port is None:
+        where = f"{where}:443"  # http:// alone would go to port 80
+    hint = f"the server at {where} answered in plain http where https was expected; write the API URL as http://{where}"
+    if origin.hostname:
+        hint += f"{origin.path} (in a URI connection: piriod://<workspace>:<token>@{where}/http)"
+        if not is_loopback(origin.hostname):
+            hint += "; plain http to a non-loopback host also needs the extra allow_insecure_http=true"
+    return hint
+
+
+def _causes(exc: BaseException) -> Iterable[BaseException]:
+    """``exc`` and everything it wraps (causes, contexts, urllib3's ``reason``, exceptions in ``args``)."""
+    seen: set[int] = set()
+    todo = [exc]
+    while todo:
+        current = todo.pop(0)
+        if id(current) not in seen:
+            seen.add(id(current))
+            yield current
+            inner = [current.__cause__, current.__context__, getattr(current, "reason", None), *current.args]
+            todo.extend(item for item in inner if isinstance(item, BaseException))
+
+
+def _amended(exc: PiriodError, text: str) -> PiriodError:
+    """``exc`` with ``text`` added to the end of its message."""
+    if exc.args and isinstance(exc.args[0], str):
+        exc.args = (exc.args[0] + text, *exc.args[1:])
+    return exc
 
 
 def _with_note(exc: PiriodError, note: str) -> PiriodError:
-    """``exc`` with ``note`` appended to its message (a set-up error's message ends with the connection id)."""
+    """``exc`` with ``note`` added inside the closing ``(... connection ...)`` of a set-up error's message."""
     if exc.args and isinstance(exc.args[0], str) and exc.args[0].endswith(")"):
         exc.args = (f"{exc.args[0][:-1]}: {note})", *exc.args[1:])
     return exc
@@ -273,6 +340,4 @@ def _duration(seconds: float) -> str:
     if seconds < 60:
         return f"{seconds:.0f} s"
     minutes, rest = divmod(int(seconds), 60)
-    if minutes < 60:
-        return f"{minutes} min {rest} s"
-    return f"{minutes // 60} h {minutes % 60} min"
+    return f"{minutes} min {rest} s" if minutes < 60 else f"{minutes // 60} h {minutes % 60} min"

@@ -14,7 +14,8 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from airflow_provider_piriod.exceptions import PiriodResponseError
-from airflow_provider_piriod.transport.answers import check_object, redact
+from airflow_provider_piriod.protocol import check_object
+from airflow_provider_piriod.redaction import redact
 
 _UNSAFE_IN_URL = re.compile(r"[\x00-\x20\x7f\\]")
 MAX_LINK_CHARS = 4096
@@ -91,13 +92,16 @@ class PageWalk:
         self.seen_ids: set[Any] = set()
         self.duplicates = 0
         self.pages = 0
-        self.max_pages: int | None = None
+        self.max_pages = 0  # set by first()
 
-    def first(self, page: dict[str, Any], page_size: int) -> None:
-        """Size the walk from the first page: at most what its ``count`` allows, plus a margin."""
+    def first(self, page: dict[str, Any], params: dict[str, str]) -> None:
+        """Size the walk from the first page (read with ``params``): what its ``count`` allows, plus a margin."""
+        self.mark_read(params)
         self.count = page["count"]
-        per_page = max(1, min(page_size, len(page["results"]) or page_size))
-        self.max_pages = pages_for(page["count"], per_page) + EXTRA_PAGES
+        page_size = int(params["page_size"])
+        self.max_pages = (
+            pages_for(page["count"], max(1, min(page_size, len(page["results"]) or page_size))) + EXTRA_PAGES
+        )
 
     def fresh(self, page: dict[str, Any]) -> list[dict[str, Any]]:
         """The objects of ``page`` not yielded before, after checking each is a JSON object."""
@@ -131,7 +135,7 @@ class PageWalk:
             raise PiriodResponseError(
                 f"Piriod GET {self.path}: 'next' points back to a page already read", method="GET", path=self.path
             )
-        if self.max_pages is not None and self.pages >= self.max_pages:
+        if self.pages >= self.max_pages:
             raise PiriodResponseError(
                 f"Piriod GET {self.path}: more pages than its count allows ({self.max_pages}); "
                 "refusing to read without end",

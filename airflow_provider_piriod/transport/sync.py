@@ -1,14 +1,13 @@
-"""The blocking transport behind PiriodHook: one request funnel, one page walker, over a pooled session.
+"""The blocking transport behind PiriodHook: one request funnel, one page walker, over urllib3's pools.
 
-A hook method hands it a resource and an id, ids or filters; it owns the whole cycle (throttle,
-send, read within the deadline and size cap, decode, check the envelope, follow ``next``) and
-hands back checked JSON objects. Every error leaving it has been through :func:`scrub`.
+A hook method hands it a resource and an id, ids or filters; it owns the whole cycle (throttle, one
+bounded attempt at a time, retries, ``next`` links) and hands back checked JSON objects. Every error
+leaving it has been scrubbed of the token.
 """
 
 from __future__ import annotations
 
 import threading
-import time
 from collections import deque
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -16,41 +15,29 @@ from contextlib import AbstractContextManager, closing
 from functools import cached_property
 from itertools import islice
 from typing import Any, TypeVar
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlsplit
 
 import requests
-import urllib3
 
 from airflow_provider_piriod.connection import PiriodSettings
 from airflow_provider_piriod.exceptions import (
     PiriodAmbiguousWriteError,
     PiriodConnectionSetupError,
     PiriodError,
-    PiriodNetworkError,
     PiriodNotFoundError,
     PiriodRateLimitError,
 )
-from airflow_provider_piriod.protocol import TRANSIENT_ERRORS
+from airflow_provider_piriod.protocol import TRANSIENT_ERRORS, check_page, check_requested_object
+from airflow_provider_piriod.redaction import scrub
 from airflow_provider_piriod.resources import Resource
-from airflow_provider_piriod.transport.answers import (
-    check_page,
-    check_requested_object,
-    answer_json,
-    deadline_error,
-    network_error,
-    scrub,
-)
-from airflow_provider_piriod.transport.attempt import attempt_deadline
-from airflow_provider_piriod.transport.bodies import open_body
-from airflow_provider_piriod.transport.calls import Call, Tally, one_call
+from airflow_provider_piriod.transport import attempt
+from airflow_provider_piriod.transport.calls import Call, Tally, may_have_acted, one_call
 from airflow_provider_piriod.transport.pages import EXTRA_PAGES, PageWalk, pages_for
 from airflow_provider_piriod.transport.session import Route, build_session
 from airflow_provider_piriod.transport.throttle import Throttle
 
 T = TypeVar("T")
 R = TypeVar("R")
-READ_STEP = 64 * 1024
-_CLIENT_ERRORS = (urllib3.exceptions.HTTPError, OSError, ValueError)
 
 
 class PiriodTransport:
@@ -63,8 +50,7 @@ class PiriodTransport:
         self.log = log
         self._retry_delay = retry_delay
         self.throttle = throttle
-        #: requests, pages and retries of every call so far
-        self.tally = Tally()
+        self.tally = Tally()  #: requests, pages and retries of every call so far
 
     @cached_property
     def session(self) -> requests.Session:
@@ -92,13 +78,8 @@ class PiriodTransport:
         ignore_missing: bool,
         convert: Callable[[dict[str, Any]], T],
     ) -> dict[str, T]:
-        """Objects by id, ``workers`` at a time; a window of requests, so the first failure stops the rest.
-
-        Each object is passed through ``convert`` (the hook's model) here, in order, as it arrives, while the
-        workers go on with their next requests. On the worker that fetched it, building the model delayed that
-        worker's next request and held the interpreter lock the other workers needed to send theirs: A in
-        ``make bench`` took 2 to 5 % longer.
-        """
+        """Objects by id, ``workers`` at a time; the first failure stops the rest. Each is passed through
+        ``convert`` (the hook's model) here, in order, so building models never delays a worker's next request."""
 
         def fetch(object_id: str) -> dict[str, Any] | None:
             try:
@@ -113,8 +94,7 @@ class PiriodTransport:
         _ = self._route  # built once here (with the session), not by racing worker threads
         with self._calling(resource.name) as call:
             call.expect(len(object_ids))
-            # closed as soon as anything fails here, a model included: the window's requests stop at once,
-            # not when the generator is collected (an error being handled keeps it alive)
+            # closed as soon as anything fails here, a model included: the window's requests stop at once
             with closing(bounded_map(fetch, object_ids, workers, "piriod", call.stopped)) as fetched:
                 found = zip(object_ids, fetched, strict=True)
                 return {object_id: convert(obj) for object_id, obj in found if obj is not None}
@@ -151,16 +131,12 @@ class PiriodTransport:
         _ = self._route  # built once here (with the session), not by racing worker threads
         walk = PageWalk(self.settings.base_url, resource.path, resource.label, self.settings.token)
         url = self._url(resource.path)
-        page_size = int(params["page_size"])
-        page: dict[str, Any] | None  # None once a page read in parallel is gone
-        page = self._get_page(url, call, params)
-        walk.mark_read(params)
-        walk.first(page, page_size)
-        assert walk.max_pages is not None  # set by first()
+        page: dict[str, Any] | None = self._get_page(url, call, params)
+        walk.first(page, params)
         call.expect(page["count"], walk.max_pages - EXTRA_PAGES)
         yield from self._fresh(walk, page, call)
         if workers > 1 and page.get("next"):
-            numbers = range(2, pages_for(page["count"], page_size) + 1)
+            numbers = range(2, pages_for(page["count"], int(params["page_size"])) + 1)
             with closing(self._pages_in_parallel(url, params, numbers, workers, call)) as pages:
                 for number, page in zip(numbers, pages, strict=False):
                     if page is None:  # 404: the list got shorter, or the check below refuses it
@@ -174,11 +150,9 @@ class PiriodTransport:
             call.stopped.clear()  # pages left unread on purpose: the requests that follow may retry again
         # follow `next` from the last page read: every page when sequential, or any that appeared
         # while pages were read in parallel (objects created meanwhile push items further)
-        next_url = walk.next_url(page)
-        while next_url:
+        while next_url := walk.next_url(page):
             page = self._get_page(next_url, call)
             yield from self._fresh(walk, page, call)
-            next_url = walk.next_url(page)
         if walk.short_of_count():
             walk.confirm_shorter(self._get_page(url, call, {**params, "page_size": "1"})["count"], self.log)
         walk.report(self.log)
@@ -258,10 +232,9 @@ class PiriodTransport:
     def _send_once(
         self, url: str, params: Mapping[str, str] | None, method: str, body: bytes | None, once: bool
     ) -> Any:
-        """:meth:`_send`, with a write sent ``once`` that may have taken effect turned into
-        :class:`PiriodAmbiguousWriteError`."""
+        """One attempt; a failed write sent ``once`` that may have taken effect is a PiriodAmbiguousWriteError."""
         try:
-            return self._send(url, params, method, body)
+            return attempt.send(self._route, self.settings, method, url, params, body)
         except PiriodError as exc:
             if not once or not may_have_acted(exc):
                 raise
@@ -275,86 +248,8 @@ class PiriodTransport:
             )
         raise failure  # outside the except block: the cause, already in the message, is not chained
 
-    def _send(self, url: str, params: Mapping[str, str] | None, method: str, payload: bytes | None) -> Any:
-        """One attempt, bounded as a whole by the deadline: connect, send, status, headers, body, decode."""
-        path = urlsplit(url).path
-        timeout, secrets = self.settings.timeout, self.settings.token
-        headers = {} if payload is None else {"Content-Type": "application/json"}
-        failure: PiriodError | None = None
-        with attempt_deadline(time.monotonic() + timeout) as attempt:
-            try:
-                answer = self._route.open(method, _with_query(url, params), payload, headers, timeout)
-                try:
-                    body = self._read_body(answer, method, path, attempt.deadline)
-                finally:
-                    _finish(answer)
-            except PiriodError:
-                if not attempt.expired:
-                    raise
-                failure = deadline_error(method, path, timeout)
-            except _CLIENT_ERRORS as exc:
-                if attempt.expired:
-                    failure = deadline_error(method, path, timeout)
-                else:
-                    failure = network_error(
-                        method, path, exc, secrets, base_url=self.settings.base_url, conn_id=self.settings.conn_id
-                    )
-            if failure is not None:
-                # raised here, outside the except block: the client's own exception (which may quote what the
-                # server sent, an echoed token too) is not kept as its __context__
-                raise sent_or_not(failure, attempt.sent)
-            if attempt.expired:  # the watchdog cut the body short
-                raise deadline_error(method, path, timeout, answer.status, request_sent=True)
-        if not body and method != "GET" and 200 <= answer.status < 300:
-            return None  # a DELETE's 204
-        return answer_json(method, path, answer.status, answer.reason or "", body, answer.headers, secrets)
-
-    def _read_body(self, answer: Any, method: str, path: str, deadline: float) -> bytes:
-        """Raw bytes as they arrive, decoded here within the size cap (never by a client library, unbounded)."""
-        decoder = open_body(
-            self.settings, answer.headers, status=answer.status, method=method, path=path, deadline=deadline
-        )
-        while True:
-            decoder.budget.check_time()
-            chunk = answer.read1(READ_STEP, decode_content=False)  # what has arrived, never waits for more
-            if not chunk:
-                return decoder.finish()
-            decoder.feed(chunk)
-
     def _calling(self, what: str) -> AbstractContextManager[Call]:
         return one_call(self.settings, self.log, what, self._retry_delay, self.tally)
-
-
-def sent_or_not(error: PiriodError, sent: bool) -> PiriodError:
-    """``error`` marked with whether the whole request had left when its attempt failed."""
-    network = error.as_network_error if isinstance(error, PiriodConnectionSetupError) else error
-    if isinstance(network, PiriodNetworkError):
-        network.request_sent = sent
-    return error
-
-
-def may_have_acted(exc: PiriodError) -> bool:
-    """Whether Piriod may have carried out a request that failed this way: it left, and no refusal came back."""
-    if isinstance(exc, PiriodNetworkError):
-        return exc.request_sent
-    if isinstance(exc, PiriodConnectionSetupError):
-        return False  # nothing reached Piriod
-    status = exc.status_code  # a 5xx, or a 2xx/3xx whose body could not be used; a 4xx is a refusal
-    return status is None or not 400 <= status < 500
-
-
-def _finish(answer: Any) -> None:
-    """Give the connection back to its pool: as it is if the body was read to its end, else closed first."""
-    if not answer.isclosed():
-        answer.close()  # closes the connection too: what is left of the body must not reach the next request
-    answer.release_conn()
-
-
-def _with_query(url: str, params: Mapping[str, str] | None) -> str:
-    """``url`` with ``params`` added to its query, encoded as requests encodes them."""
-    if not params:
-        return url
-    return f"{url}{'&' if '?' in url else '?'}{urlencode(params)}"
 
 
 def bounded_map(
@@ -362,9 +257,8 @@ def bounded_map(
 ) -> Generator[R, None, None]:
     """``fn`` over ``items`` in order, ``workers`` at a time, with at most ``2 * workers`` submitted ahead.
 
-    The window is what makes "the first failure stops the rest" true: nothing beyond it is sent,
-    what is queued in it is cancelled, and ``stop`` is set so requests waiting to retry give up,
-    when a result raises or the consumer stops.
+    The window is what makes "the first failure stops the rest" true: nothing beyond it is sent, what is
+    queued in it is cancelled, and ``stop`` is set so requests waiting to retry give up.
     """
     if workers == 1:
         yield from map(fn, items)

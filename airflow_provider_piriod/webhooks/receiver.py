@@ -19,7 +19,7 @@ from typing import Any
 
 from airflow_provider_piriod import jsoncodec
 from airflow_provider_piriod.resources import resource_for_event
-from airflow_provider_piriod.transport.answers import redact
+from airflow_provider_piriod.redaction import redact
 from airflow_provider_piriod.webhooks.signature import is_authentic
 
 log = logging.getLogger(__name__)

@@ -8,14 +8,8 @@ import pytest
 
 from airflow_provider_piriod.exceptions import PiriodResponseError, PiriodValidationError
 from airflow_provider_piriod.protocol import PiriodDecodeError
-from airflow_provider_piriod.transport.answers import (
-    MAX_DETAIL_CHARS,
-    MAX_MESSAGE_CHARS,
-    decode_json,
-    error_from_response,
-    scrub,
-    snippet,
-)
+from airflow_provider_piriod.protocol import decode_json, error_from_response
+from airflow_provider_piriod.redaction import MAX_DETAIL_CHARS, MAX_MESSAGE_CHARS, scrub, snippet
 
 TOKEN = "sk_live_0123456789abcdefghijklmn"
 

@@ -85,7 +85,7 @@ def test_a_page_that_brings_nothing_new_but_claims_more_ends_the_walk():
 def test_no_more_pages_than_the_count_allows():
     walk = PageWalk(BASE, "/invoices/", "invoice")
     first = _page(["x0", "x1"], f"{BASE}/invoices/?page=2", count=4)
-    walk.first(first, 2)
+    walk.first(first, {"page_size": "2"})
     walk.fresh(first)
     with pytest.raises(PiriodResponseError, match="more pages than its count allows"):
         for number in range(2, 100):

@@ -14,7 +14,7 @@ import urllib3
 
 from airflow_provider_piriod.exceptions import PiriodConfigError, PiriodConnectionSetupError, PiriodNetworkError
 from airflow_provider_piriod.hooks.piriod import PiriodAsyncHook, PiriodHook
-from airflow_provider_piriod.transport.answers import network_error
+from airflow_provider_piriod.transport.calls import network_error
 from tests.hostile import connect_to_a_closed_port
 
 

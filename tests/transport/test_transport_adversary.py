@@ -94,7 +94,7 @@ def test_a_token_echoed_by_the_server_is_not_kept_in_the_errors_context_chain(ho
     holds urllib3's ProtocolError / http.client's BadStatusLine or ValueError (``invalid literal for int() with
     base 16: b'tok_...'``) with the token verbatim. Anything that walks ``__context__`` (error reporters, a
     pickled exception, ``exc.__context__`` in a callback) gets the token. The chain should be cut
-    (``__context__`` cleared, or only redacted copies kept) where the typed error is built in sync._send."""
+    (``__context__`` cleared, or only redacted copies kept) where the typed error is built in attempt.send."""
 
     def handle(conn: Conn, request: Request) -> None:
         if echo == "status line":
@@ -265,17 +265,17 @@ SENT_CASES = {  # what the server does -> whether the whole request had left
 @pytest.mark.parametrize("case", list(SENT_CASES))
 def test_attempt_sent_says_whether_the_whole_request_left(hostile_server, monkeypatch, case):
     """A failure with ``sent`` False may be resent; one with ``sent`` True may not (the server may have acted)."""
-    from airflow_provider_piriod.transport import sync
+    from airflow_provider_piriod.transport import attempt
 
     behave, expected = SENT_CASES[case]
     attempts = []
 
-    class recording(sync.attempt_deadline):
+    class recording(attempt.attempt_deadline):
         def __enter__(self):
             attempts.append(super().__enter__())
             return attempts[-1]
 
-    monkeypatch.setattr(sync, "attempt_deadline", recording)
+    monkeypatch.setattr(attempt, "attempt_deadline", recording)
     server = hostile_server(behave)
     if "CONNECT" in case:
         monkeypatch.setenv("HTTPS_PROXY", server.url)

@@ -1,0 +1,67 @@
+"""Keep the token out of every text the provider writes: errors, log lines, quoted server answers.
+
+Error text is built from what a server sent (reason phrase, ``detail``, a body's start), so a server
+that echoes the token must not be able to put it into a message: :func:`scrub` redacts and caps an
+error's message, ``detail`` and field ``errors`` on its way out.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import Any
+from urllib.parse import quote
+
+from airflow_provider_piriod.exceptions import PiriodError, PiriodValidationError
+
+REDACTED = "***"
+#: longest message, ``detail`` and field error kept from a server's answer (a body can be megabytes)
+MAX_MESSAGE_CHARS = 1000
+MAX_DETAIL_CHARS = 500
+MAX_ERROR_CHARS = 300
+MAX_ERROR_FIELDS = 50
+SNIPPET_CHARS = 120
+
+
+def secrets_of(secrets: str | Iterable[str]) -> tuple[str, ...]:
+    """The non-empty secrets, from one secret or several."""
+    return tuple(s for s in ((secrets,) if isinstance(secrets, str) else secrets) if s)
+
+
+def redact(text: str, secrets: str | Iterable[str]) -> str:
+    """``text`` with every secret (and its percent-encoded form) replaced by ``***``, in any letter case."""
+    for secret in secrets_of(secrets):
+        for form in {secret, quote(secret, safe="")}:
+            if form.lower() in text.lower():
+                text = re.sub(re.escape(form), REDACTED, text, flags=re.IGNORECASE)
+    return text
+
+
+def clean(value: Any, secrets: str | Iterable[str], limit: int) -> str:
+    """``value`` as text, redacted, then cut to ``limit`` characters."""
+    text = redact(str(value), secrets)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def snippet(body: bytes, secrets: str | Iterable[str] = ()) -> str:
+    """The start of a body as one line of text; the token is cut out before the text is cut short."""
+    secrets = secrets_of(secrets)
+    window = body[: SNIPPET_CHARS * 8]
+    text = redact(" ".join(window.decode("utf-8", "replace").split()), secrets)
+    if len(window) < len(body):  # the window may end inside a token: drop a token's length from its end
+        text = text[: max(0, len(text) - max(map(len, secrets), default=0))]
+    return text[:SNIPPET_CHARS]
+
+
+def scrub(exc: PiriodError, secrets: str | Iterable[str]) -> PiriodError:
+    """Redact and cap the message, ``detail`` and field ``errors`` of ``exc`` in place; returns it."""
+    secrets = secrets_of(secrets)
+    exc.args = tuple(clean(arg, secrets, MAX_MESSAGE_CHARS) if isinstance(arg, str) else arg for arg in exc.args)
+    if exc.detail is not None:
+        exc.detail = clean(exc.detail, secrets, MAX_DETAIL_CHARS)
+    if isinstance(exc, PiriodValidationError) and isinstance(exc.errors, dict):  # only it carries ``errors``
+        exc.errors = {
+            clean(field, secrets, MAX_ERROR_CHARS): [clean(m, secrets, MAX_ERROR_CHARS) for m in messages[:10]]
+            for field, messages in list(exc.errors.items())[:MAX_ERROR_FIELDS]
+        }
+    return exc

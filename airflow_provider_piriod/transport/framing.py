@@ -1,0 +1,98 @@
+"""Answers refused where http.client would guess how they are framed: the same bytes read two ways is
+how requests get smuggled onto a kept-alive connection. http.client parses; this only checks what it read."""
+
+from __future__ import annotations
+
+import http.client
+import re
+from typing import Any
+
+from airflow_provider_piriod.transport.bodies import repeated_length
+
+# RFC 9110 5.1: a field name is a token
+_FIELD_LINE = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+:")
+# RFC 9112 7.1: chunk-size = 1*HEXDIG, then optional extensions (their content is not looked at)
+_CHUNK_SIZE_LINE = re.compile(rb"[0-9A-Fa-f]+[ \t]*(;[^\r\n]*)?\r?\n")
+
+
+class _HeadLines:
+    """Records the lines http.client reads for a status line and header block, to check them afterwards."""
+
+    def __init__(self, raw: Any) -> None:
+        self.raw = raw
+        self.lines: list[bytes] = []
+
+    def readline(self, limit: int = -1) -> bytes:
+        line = self.raw.readline(limit)
+        self.lines.append(line)
+        return line
+
+    def __getattr__(self, name: str) -> Any:  # close() and the rest, should http.client need them meanwhile
+        return getattr(self.raw, name)
+
+
+class _ChunkLines(_HeadLines):
+    """Refuses a chunk-size line http.client's ``int(line, 16)`` would read but a strict peer would not
+    (``0x20``, ``+20``, ``2_0``, `` 20``)."""
+
+    trailer = False  # after the last chunk come trailer fields, not sizes
+
+    def readline(self, limit: int = -1) -> bytes:
+        line = self.raw.readline(limit)
+        if not self.trailer:
+            if not _CHUNK_SIZE_LINE.fullmatch(line):
+                raise http.client.HTTPException("an answer with a chunk size that is not hexadecimal digits")
+            self.trailer = int(line.split(b";", 1)[0], 16) == 0
+        return line
+
+
+def _line_problem(lines: list[bytes]) -> str | None:
+    """What is wrong with a header block, if anything; the status lines are http.client's to check."""
+    field_before = False  # a folded line continues the field before it: the first line of a block cannot fold
+    for raw in lines:
+        line = raw.rstrip(b"\r\n")
+        if not line or line.startswith(b"HTTP/"):
+            field_before = False
+            continue
+        if b"\r" in line or b"\0" in line:  # RFC 9110 5.5: a bare CR could hide the next field inside this one
+            return "an answer with a CR or NUL inside a header line"
+        folded = line[:1] in (b" ", b"\t")
+        if (folded and not field_before) or (not folded and not _FIELD_LINE.match(line)):
+            return "an answer with a header line that is not 'name: value'"  # no echo: it may hold the token
+        field_before = True
+    return None
+
+
+class CheckedResponse(http.client.HTTPResponse):
+    """http.client's answer, refused where http.client would guess, and never reused where framing is unsure.
+
+    Refused: a header line that is not ``name: value`` (http.client ends the headers there and loses the
+    ``Content-Length`` after it), a bare CR or a NUL in a line, a transfer coding other than plain
+    ``chunked``, chunks beside a ``Content-Length``. A length repeated (``40, 40``) frames the body. After an
+    interim (1xx) answer, or a 204/304 that declares a body, the connection is closed, not reused.
+    """
+
+    def begin(self) -> None:
+        if self.headers is not None:
+            return
+        head = _HeadLines(self.fp)
+        self.fp = head
+        try:
+            super().begin()
+        finally:
+            self.fp = head.raw
+        codings = ", ".join(self.headers.get_all("Transfer-Encoding") or [])
+        lengths = ", ".join(self.headers.get_all("Content-Length") or [])
+        problem = _line_problem(head.lines)
+        if problem is None and codings and codings.strip().lower() != "chunked":
+            problem = "an answer with a transfer coding other than chunked"
+        if problem is None and codings and self.headers.get_all("Content-Length"):
+            problem = "an answer framed both by chunks and by a Content-Length"  # RFC 9112 6.3: an error
+        if problem is not None:
+            raise http.client.HTTPException(problem)
+        if self.length is None and not self.chunked and lengths and self.status >= 200:
+            self.length = repeated_length(lengths)  # http.client's int() cannot read "40, 40"
+        if self.chunked:
+            self.fp = _ChunkLines(self.fp)
+        if self.status < 200 or (self.status in (204, 304) and (codings or repeated_length(lengths or "0") != 0)):
+            self.will_close = True

@@ -11,8 +11,12 @@ import difflib
 import ipaddress
 import logging
 import re
+import socket
+import ssl
+import urllib.request
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeGuard
 from urllib.parse import urlsplit
 
 from airflow_provider_piriod.exceptions import PiriodConfigError
@@ -29,6 +33,10 @@ _TRUE = {"true", "1", "yes", "on", "y", "t"}
 _FALSE = {"false", "0", "no", "off", "n", "f", ""}
 _UNSAFE_CHARS = re.compile(r"[\x00-\x20\x7f]")
 _PREFIX = "extra__piriod__"
+#: what OpenSSL says when the server answers a TLS hello in plain text (an http server addressed as https)
+_PLAIN_HTTP_REASONS = frozenset({"WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG"})
+#: resolver answers that a retry cannot change (EAI_AGAIN, "temporary failure", is retried)
+_NO_SUCH_HOST = frozenset(filter(None, (getattr(socket, "EAI_NONAME", None), getattr(socket, "EAI_NODATA", None))))
 
 #: every extra the connection reads; anything else is reported, since a typo would silently keep a default
 KNOWN_EXTRAS = (
@@ -200,6 +208,79 @@ def is_loopback(hostname: str) -> bool:
         return ipaddress.ip_address(hostname).is_loopback
     except ValueError:
         return False
+
+
+def setup_problem(exc: BaseException, base_url: str) -> str | None:
+    """Why a connection that parsed cannot work as configured, if a cause in ``exc``'s chain says so: a
+    certificate refused, plain http addressed as https, a host that does not resolve, an unusable proxy."""
+    origin = urlsplit(base_url)
+    where = origin.netloc or "the API URL"
+    causes = list(_causes(exc))
+    proxy = _proxy_of(origin)
+    if proxy or any(type(cause).__name__ == "ProxyError" for cause in causes):  # requests', urllib3's, httpx's
+        if not any(_no_such_host(cause) or _plain_http(cause) for cause in causes):
+            return None  # a proxy that refused or dropped the connection may be back on the next attempt
+        return (
+            f"the proxy {proxy or 'in use'} could not be used (a plain http proxy written as https://, or a proxy "
+            "name that does not resolve); check HTTPS_PROXY / HTTP_PROXY, or list the API host in NO_PROXY"
+        )
+    for cause in causes:
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            return (
+                f"the TLS certificate of {where} was not accepted ({cause.verify_message or cause.reason}); "
+                "check the API URL's host name, or point REQUESTS_CA_BUNDLE / SSL_CERT_FILE at your CA bundle"
+            )
+        if _plain_http(cause):
+            return _plain_http_hint(origin, where)
+        if _no_such_host(cause):
+            host = origin.hostname or "the API URL's host"
+            return f"the host name {host!r} does not resolve ({cause.strerror}); check the connection's API URL"
+    return None
+
+
+def _plain_http(cause: BaseException) -> bool:
+    return isinstance(cause, ssl.SSLError) and cause.reason in _PLAIN_HTTP_REASONS
+
+
+def _no_such_host(cause: BaseException) -> TypeGuard[socket.gaierror]:
+    return isinstance(cause, socket.gaierror) and cause.errno in _NO_SUCH_HOST
+
+
+def _proxy_of(origin: Any) -> str | None:
+    """The proxy the environment sets for ``origin`` (HTTPS_PROXY, NO_PROXY), as scheme://host:port, never userinfo."""
+    if not origin.hostname or origin.scheme != "https":
+        return None  # a plain-http API is reached without the environment's proxy (see the transports)
+    proxies = urllib.request.getproxies_environment()
+    proxy = proxies.get("https") or proxies.get("all")
+    if not proxy or urllib.request.proxy_bypass_environment(origin.hostname, proxies):  # type: ignore[attr-defined]
+        return None
+    parts = urlsplit(proxy if "://" in proxy else f"http://{proxy}")
+    return f"{parts.scheme}://{parts.hostname or '?'}" + (f":{parts.port}" if parts.port else "")
+
+
+def _plain_http_hint(origin: Any, where: str) -> str:
+    """An http server addressed as https: say how to write the URL (and when plain http is allowed)."""
+    if origin.hostname and origin.port is None:
+        where = f"{where}:443"  # http:// alone would go to port 80
+    hint = f"the server at {where} answered in plain http where https was expected; write the API URL as http://{where}"
+    if origin.hostname:
+        hint += f"{origin.path} (in a URI connection: piriod://<workspace>:<token>@{where}/http)"
+        if not is_loopback(origin.hostname):
+            hint += "; plain http to a non-loopback host also needs the extra allow_insecure_http=true"
+    return hint
+
+
+def _causes(exc: BaseException) -> Iterable[BaseException]:
+    """``exc`` and everything it wraps (causes, contexts, urllib3's ``reason``, exceptions in ``args``)."""
+    seen: set[int] = set()
+    todo = [exc]
+    while todo:
+        current = todo.pop(0)
+        if id(current) not in seen:
+            seen.add(id(current))
+            yield current
+            inner = [current.__cause__, current.__context__, getattr(current, "reason", None), *current.args]
+            todo.extend(item for item in inner if isinstance(item, BaseException))
 
 
 def _extra_of(conn: Any) -> dict[str, Any]:

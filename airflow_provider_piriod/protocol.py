@@ -14,7 +14,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from email.utils import parsedate_to_datetime
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 from airflow_provider_piriod import jsoncodec
 from airflow_provider_piriod.exceptions import (
@@ -283,17 +283,19 @@ def error_from_response(
     if status < 200:
         return PiriodResponseError(f"{text}; an interim answer where a final one was due", **kwargs)
     if 300 <= status < 400:
-        where = _location_host(headers.get("Location", ""))
+        where = _location_host(headers.get("Location", ""), secrets)
         return PiriodResponseError(f"{text}; redirects are not followed (Location points to {where})", **kwargs)
     return PiriodError(text, **kwargs)
 
 
-def _location_host(location: str) -> str:
-    """Only the host of a redirect target: its userinfo, path and query are the server's to fill."""
+def _location_host(location: str, secrets: Any) -> str:
+    """Only the host of a redirect target (its userinfo, path and query are the server's to fill), decoded
+    before it is redacted: ``%74ok_...`` must not spell the token."""
     try:
-        return urlsplit(location).hostname or "the same host"
+        host = urlsplit(location).hostname
     except ValueError:
         return "an invalid URL"
+    return clean(unquote(host), secrets, 100) if host else "the same host"
 
 
 def _explain(body: bytes, secrets: tuple[str, ...]) -> tuple[str | None, dict[str, list[str]]]:

@@ -21,6 +21,8 @@ MAX_DETAIL_CHARS = 500
 MAX_ERROR_CHARS = 300
 MAX_ERROR_FIELDS = 50
 SNIPPET_CHARS = 120
+#: the shortest run of a secret's characters that counts as the secret: a server quoting part of it is redacted too
+MIN_PIECE = 8
 
 
 def secrets_of(secrets: str | Iterable[str]) -> tuple[str, ...]:
@@ -29,12 +31,33 @@ def secrets_of(secrets: str | Iterable[str]) -> tuple[str, ...]:
 
 
 def redact(text: str, secrets: str | Iterable[str]) -> str:
-    """``text`` with every secret (and its percent-encoded form) replaced by ``***``, in any letter case."""
+    """``text`` with every secret (and its percent-encoded form) replaced by ``***``, in any letter case, and
+    so is every run of ``MIN_PIECE`` or more of its characters (``Invalid token 'tok_4f1c...'``)."""
     for secret in secrets_of(secrets):
         for form in {secret, quote(secret, safe="")}:
-            if form.lower() in text.lower():
-                text = re.sub(re.escape(form), REDACTED, text, flags=re.IGNORECASE)
+            text = _without(form.lower(), text)
     return text
+
+
+def _without(secret: str, text: str) -> str:
+    """``text`` with each run of ``secret``'s characters (the whole secret, if it is short) made ``***``."""
+    lowered = text.lower()
+    if len(secret) < MIN_PIECE or len(lowered) != len(text):  # short, or text whose lower case changes length
+        return re.sub(re.escape(secret), REDACTED, text, flags=re.IGNORECASE) if secret in lowered else text
+    pieces = {secret[i : i + MIN_PIECE] for i in range(len(secret) - MIN_PIECE + 1)}
+    if not any(piece in lowered for piece in pieces):
+        return text
+    kept, start, i = [], 0, 0
+    while i <= len(text) - MIN_PIECE:
+        if lowered[i : i + MIN_PIECE] not in pieces:
+            i += 1
+            continue
+        end = i + MIN_PIECE
+        while end < len(text) and lowered[i : end + 1] in secret:
+            end += 1
+        kept += [text[start:i], REDACTED]
+        start = i = end
+    return "".join([*kept, text[start:]])
 
 
 def clean(value: Any, secrets: str | Iterable[str], limit: int) -> str:

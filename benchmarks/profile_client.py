@@ -24,11 +24,9 @@ from airflow_provider_piriod.testing import PiriodEmulator
 #: (label, file suffix, function name) of the calls whose cumulative share is reported
 WATCHED = [
     ("JSON decoding (jsoncodec.loads)", "jsoncodec.py", "loads"),
-    ("requests Session.request (everything per request)", "requests/sessions.py", "request"),
-    ("  proxies and CA bundle from the environment", "requests/sessions.py", "merge_environment_settings"),
-    ("  preparing the request", "requests/sessions.py", "prepare_request"),
-    ("  sending and reading the status line and headers", "requests/sessions.py", "send"),
-    ("reading the body (PiriodTransport._read_body)", "transport/sync.py", "_read_body"),
+    ("one attempt (attempt.send: everything per request)", "transport/attempt.py", "send"),
+    ("  sending and reading the status line and headers", "urllib3/poolmanager.py", "urlopen"),
+    ("  reading and decoding the body", "transport/attempt.py", "_read_body"),
     ("page bookkeeping (PageWalk.fresh)", "transport/pages.py", "fresh"),
 ]
 

@@ -1,74 +1,64 @@
-"""The async transport behind PiriodAsyncHook (triggers): httpx, never a blocking call.
+"""The async transport behind PiriodAsyncHook (triggers): the blocking attempt, in a worker thread.
 
-The same rules as the blocking transport, from the same modules: one deadline per attempt, the
-size cap counted on decoded bytes as they are produced, the same page walker and ``next`` rules,
-the same typed and scrubbed errors.
+Each attempt is :func:`.attempt.send` over the hook's own urllib3 pools, run in a thread, so the event
+loop never blocks and both hooks read answers with the same code: one deadline per attempt, the same
+framing checks, size cap, page walker and typed, scrubbed errors.
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import AsyncIterator, Callable, Mapping
-from contextlib import AbstractContextManager
+from collections.abc import AsyncIterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from functools import cache
 from typing import Any
 from urllib.parse import urlsplit
 
-from airflow_provider_piriod import __version__
 from airflow_provider_piriod.connection import PiriodSettings
 from airflow_provider_piriod.exceptions import PiriodConnectionSetupError, PiriodRateLimitError
-from airflow_provider_piriod import protocol
-from airflow_provider_piriod.protocol import TRANSIENT_ERRORS
+from airflow_provider_piriod.protocol import MAX_WORKERS, TRANSIENT_ERRORS, check_page, check_requested_object
 from airflow_provider_piriod.redaction import scrub
 from airflow_provider_piriod.resources import Resource
-from airflow_provider_piriod.transport.bodies import ACCEPT_ENCODING, open_body
-from airflow_provider_piriod.transport.calls import Call, Tally, deadline_error, network_error, one_call
+from airflow_provider_piriod.transport import attempt
+from airflow_provider_piriod.transport.calls import Call, Funnel
 from airflow_provider_piriod.transport.pages import EXTRA_PAGES, PageWalk
+from airflow_provider_piriod.transport.session import Route, build_session
 
 
-class AsyncPiriodTransport:
-    """Requests to one Piriod workspace over one httpx client; open with ``async with``."""
+@cache
+def _threads() -> ThreadPoolExecutor:
+    """The threads every async transport's attempts run in; its own, so they never wait behind the loop's."""
+    return ThreadPoolExecutor(max_workers=MAX_WORKERS, thread_name_prefix="piriod-async")
 
-    def __init__(self, settings: PiriodSettings, *, log: Any, retry_delay: Callable[[int, Exception], float]) -> None:
-        self.settings = settings
-        self.log = log
-        self._retry_delay = retry_delay
-        self._client: Any = None
-        #: requests, pages and retries of every call so far
-        self.tally = Tally()
-        #: the Date header of the last answer: Piriod's own clock, for callers that must not trust the local one
-        self.server_date: str | None = None
+
+class AsyncPiriodTransport(Funnel):
+    """Requests to one Piriod workspace over the hook's own pools; open with ``async with``."""
+
+    def __init__(self, settings: PiriodSettings, **funnel: Any) -> None:
+        super().__init__(settings, **funnel)
+        self._route: Route | None = None
+
+    @property
+    def server_date(self) -> str | None:
+        """The Date header of the last answer: Piriod's own clock, for callers that must not trust the local one."""
+        return self._route.server_date if self._route is not None else None
 
     async def __aenter__(self) -> AsyncPiriodTransport:
-        import httpx
-
-        settings = self.settings
-        self._client = httpx.AsyncClient(
-            headers={
-                **settings.headers,
-                "Authorization": settings.authorization,
-                "User-Agent": f"airflow-provider-piriod/{__version__}",
-                "Accept-Encoding": ACCEPT_ENCODING,
-            },
-            timeout=httpx.Timeout(settings.timeout),
-            follow_redirects=False,
-            # proxies from the environment, except for a plain-http API: the token would reach them in clear text
-            trust_env=settings.base_url.startswith("https://") or settings.allow_insecure_http,
-        )
+        # the environment's proxy and the CA bundle are read here: file reads, off the loop
+        self._route = await self._in_thread(lambda: Route(self.settings, build_session(self.settings)))
         return self
 
     async def __aexit__(self, *exc_info: Any) -> None:
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
-
-    # ------------------------------------------------------------------ what the hook asks for
+        if self._route is not None:
+            self._route.manager.clear()
+            self._route = None
 
     async def get_object(self, resource: Resource, object_id: str) -> dict[str, Any]:
         path = resource.object_path(object_id)
         with self._calling(resource.name) as call:
-            data = await self._request_json(self._url(path), call)
-            return protocol.check_requested_object(data, object_id, resource.label, path)
+            return check_requested_object(
+                await self._request_json(self._url(path), call), object_id, resource.label, path
+            )
 
     async def count(self, resource: Resource, params: Mapping[str, str]) -> int:
         with self._calling(resource.name) as call:
@@ -78,9 +68,10 @@ class AsyncPiriodTransport:
         """Every object of the list, each once, following ``next`` on the configured origin and path only."""
         with self._calling(resource.name) as call:
             walk = PageWalk(self.settings.base_url, resource.path, resource.label, self.settings.token)
-            page: dict[str, Any] | None = await self._get_page(self._url(resource.path), call, params)
-            walk.first(page, params)
-            call.expect(page["count"], walk.max_pages - EXTRA_PAGES)
+            first = await self._get_page(self._url(resource.path), call, params)
+            walk.first(first, params)
+            call.expect(first["count"], walk.max_pages - EXTRA_PAGES)
+            page: dict[str, Any] | None = first  # None after the last page
             while page is not None:
                 new = walk.fresh(page)
                 call.advance(len(new), pages=1)
@@ -93,21 +84,19 @@ class AsyncPiriodTransport:
                 walk.confirm_shorter(fresh["count"], self.log)
             walk.report(self.log)
 
-    # ------------------------------------------------------------------ the request funnel
-
-    def _url(self, path: str) -> str:
-        return f"{self.settings.base_url}{path}"
-
     async def _get_page(self, url: str, call: Call, params: Mapping[str, str] | None = None) -> dict[str, Any]:
-        return protocol.check_page(await self._request_json(url, call, params), "GET", urlsplit(url).path)
+        return check_page(await self._request_json(url, call, params), "GET", urlsplit(url).path)
 
     async def _request_json(self, url: str, call: Call, params: Mapping[str, str] | None = None) -> Any:
-        """The async request funnel: a deadline per attempt; after a failure, the call decides (see Call)."""
+        """The async request funnel: one bounded attempt at a time; after a failure, the call decides (see Call)."""
+        route = self._route
+        if route is None:
+            raise RuntimeError("use PiriodAsyncHook as `async with PiriodAsyncHook(...) as hook:`")
         failures = throttles = 0
         while True:
             try:
                 call.sending()
-                result = await self._send(url, params)
+                result = await self._in_thread(lambda: attempt.send(route, self.settings, "GET", url, params, None))
             except (*TRANSIENT_ERRORS, PiriodConnectionSetupError) as exc:
                 scrub(exc, self.settings.token)  # it is about to be logged
                 throttled = isinstance(exc, PiriodRateLimitError)
@@ -117,40 +106,6 @@ class AsyncPiriodTransport:
                 call.succeeded()
                 return result
 
-    async def _send(self, url: str, params: Mapping[str, str] | None) -> Any:
-        import httpx
-
-        if self._client is None:
-            raise RuntimeError("use PiriodAsyncHook as `async with PiriodAsyncHook(...) as hook:`")
-        method, path = "GET", urlsplit(url).path
-        timeout, secrets = self.settings.timeout, self.settings.token
-        deadline = time.monotonic() + timeout
-        try:
-            async with asyncio.timeout(timeout):
-                status, reason, headers, body = await self._read(url, params, method, path, deadline)
-        except TimeoutError:
-            raise deadline_error(method, path, timeout) from None
-        except (httpx.HTTPError, httpx.InvalidURL, OSError, ValueError) as exc:
-            raise network_error(
-                method, path, exc, secrets, base_url=self.settings.base_url, conn_id=self.settings.conn_id
-            ) from None
-        # decoding a large body is CPU work: off the event loop every deferred task shares
-        return await asyncio.to_thread(protocol.answer_json, method, path, status, reason, body, headers, secrets)
-
-    async def _read(self, url: str, params: Mapping[str, str] | None, method: str, path: str, deadline: float):
-        async with self._client.stream(method, url, params=params) as response:
-            decoder = open_body(
-                self.settings,
-                response.headers,
-                status=response.status_code,
-                method=method,
-                path=path,
-                deadline=deadline,
-            )
-            async for chunk in response.aiter_raw():  # raw: httpx would decode whole chunks, unbounded
-                decoder.feed(chunk)
-            self.server_date = response.headers.get("date")
-            return response.status_code, response.reason_phrase, response.headers, decoder.finish()
-
-    def _calling(self, what: str) -> AbstractContextManager[Call]:
-        return one_call(self.settings, self.log, what, self._retry_delay, self.tally)
+    @staticmethod
+    async def _in_thread(work: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(_threads(), work)

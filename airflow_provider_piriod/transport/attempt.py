@@ -46,7 +46,7 @@ def send(route: Any, settings: PiriodSettings, method: str, url: str, params: An
     path, timeout, secrets = urlsplit(url).path, settings.timeout, settings.token
     headers = {} if payload is None else {"Content-Type": "application/json"}
     failure: PiriodError | None = None
-    with attempt_deadline(time.monotonic() + timeout) as attempt:
+    with Attempt(time.monotonic() + timeout) as attempt:
         try:
             answer = route.open(method, _with_query(url, params), payload, headers, timeout)
             try:
@@ -94,11 +94,9 @@ def _with_query(url: str, params: Mapping[str, str] | None) -> str:
     return f"{url}{'&' if '?' in url else '?'}{urlencode(params)}" if params else url
 
 
-# ----------------------------------------------------------------------------- the deadline
-
-
 class Attempt:
-    """One attempt's deadline, the connections it uses, and whether its request left whole."""
+    """One attempt (``with Attempt(deadline)``): the connections it uses are shut down once ``deadline``
+    (monotonic) passes; ``sent`` says whether its whole request left."""
 
     __slots__ = ("connections", "deadline", "expired", "sent")
 
@@ -107,6 +105,15 @@ class Attempt:
         self.expired = False
         self.sent = False  # the whole request was handed to the socket: the server may have acted on it
         self.connections: list[Any] = []
+
+    def __enter__(self) -> Attempt:
+        _WATCHDOG.arm(self)
+        _current.attempt = self
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        _current.attempt = None
+        _WATCHDOG.disarm(self)
 
     def join(self, connection: Any) -> None:
         """``connection`` works for this attempt from now on (a new one, or one taken from the pool)."""
@@ -185,25 +192,7 @@ class _Watchdog:
 
 
 _WATCHDOG = _Watchdog()
-_current = threading.local()
-
-
-class attempt_deadline:  # used as a function: ``with attempt_deadline(when) as attempt``
-    """Run the block as one attempt: the connections it uses are shut down when ``deadline`` (monotonic) passes."""
-
-    __slots__ = ("_attempt",)
-
-    def __init__(self, deadline: float) -> None:
-        self._attempt = Attempt(deadline)
-
-    def __enter__(self) -> Attempt:
-        _WATCHDOG.arm(self._attempt)
-        _current.attempt = self._attempt
-        return self._attempt
-
-    def __exit__(self, *exc_info: object) -> None:
-        _current.attempt = None
-        _WATCHDOG.disarm(self._attempt)
+_current = threading.local()  # the attempt running on this thread
 
 
 def _join_current(connection: Any) -> Attempt | None:

@@ -8,17 +8,13 @@ a progress line at most every 30 s with the rate and the time to go.
 
 from __future__ import annotations
 
-import socket
-import ssl
 import threading
 import time
-import urllib.request
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
-from urllib.parse import urlsplit
 
-from airflow_provider_piriod.connection import PiriodSettings, is_loopback
+from airflow_provider_piriod.connection import PiriodSettings, setup_problem
 from airflow_provider_piriod.exceptions import (
     PiriodConnectionSetupError,
     PiriodError,
@@ -30,10 +26,6 @@ from airflow_provider_piriod.redaction import MAX_MESSAGE_CHARS, clean, scrub
 #: seconds between two throttling summaries, and between two progress lines
 REPORT_EVERY = 30.0
 _NO_ADVICE = Exception("no Retry-After")  # asks the backoff for its own delay
-#: what OpenSSL says when the server answers a TLS hello in plain text (an http server addressed as https)
-_PLAIN_HTTP_REASONS = frozenset({"WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG"})
-#: resolver answers that a retry cannot change (EAI_AGAIN, "temporary failure", is retried)
-_NO_SUCH_HOST = frozenset(filter(None, (getattr(socket, "EAI_NONAME", None), getattr(socket, "EAI_NODATA", None))))
 
 
 class Tally:
@@ -189,6 +181,20 @@ class Call:
             self.log.info("Piriod: %d requests of %s were retried after transient failures", self.retries, self.what)
 
 
+class Funnel:
+    """What both transports share: the settings, the log, the backoff, and the tally of their calls."""
+
+    def __init__(self, settings: PiriodSettings, *, log: Any, retry_delay: Callable[[int, Exception], float]) -> None:
+        self.settings, self.log, self._retry_delay = settings, log, retry_delay
+        self.tally = Tally()  #: requests, pages and retries of every call so far
+
+    def _url(self, path: str) -> str:
+        return f"{self.settings.base_url}{path}"
+
+    def _calling(self, what: str) -> AbstractContextManager[Call]:
+        return one_call(self.settings, self.log, what, self._retry_delay, self.tally)
+
+
 @contextmanager
 def one_call(
     settings: PiriodSettings, log: Any, what: str, delay: Callable[[int, Exception], float], tally: Tally
@@ -214,7 +220,7 @@ def network_error(
     fault (the call confirms that with one more attempt: a corrupted TLS record looks the same once, not twice)."""
     text = f"Piriod {method} {path} failed before a complete answer arrived: {type(exc).__name__}: {exc}"
     transient = PiriodNetworkError(clean(text, secrets, MAX_MESSAGE_CHARS), method=method, path=path)
-    problem = _setup_problem(exc, base_url)
+    problem = setup_problem(exc, base_url)
     if not problem:
         return transient
     text = f"Piriod {method} {path}: {problem} ({type(exc).__name__}; connection {conn_id!r})"
@@ -246,78 +252,6 @@ def may_have_acted(exc: PiriodError) -> bool:
         return False  # nothing reached Piriod
     status = exc.status_code  # a 5xx, or a 2xx/3xx whose body could not be used; a 4xx is a refusal
     return status is None or not 400 <= status < 500
-
-
-def _setup_problem(exc: BaseException, base_url: str) -> str | None:
-    """Why connecting to ``base_url`` cannot work as configured, if a cause in the chain says so."""
-    origin = urlsplit(base_url)
-    where = origin.netloc or "the API URL"
-    causes = list(_causes(exc))
-    proxy = _proxy_of(origin)
-    if proxy or any(type(cause).__name__ == "ProxyError" for cause in causes):  # requests', urllib3's, httpx's
-        if not any(_no_such_host(cause) or _plain_http(cause) for cause in causes):
-            return None  # a proxy that refused or dropped the connection may be back on the next attempt
-        return (
-            f"the proxy {proxy or 'in use'} could not be used (a plain http proxy written as https://, or a proxy "
-            "name that does not resolve); check HTTPS_PROXY / HTTP_PROXY, or list the API host in NO_PROXY"
-        )
-    for cause in causes:
-        if isinstance(cause, ssl.SSLCertVerificationError):
-            return (
-                f"the TLS certificate of {where} was not accepted ({cause.verify_message or cause.reason}); "
-                "check the API URL's host name, or point REQUESTS_CA_BUNDLE / SSL_CERT_FILE at your CA bundle"
-            )
-        if _plain_http(cause):
-            return _plain_http_hint(origin, where)
-        if _no_such_host(cause):
-            host = origin.hostname or "the API URL's host"
-            return f"the host name {host!r} does not resolve ({cause.strerror}); check the connection's API URL"
-    return None
-
-
-def _plain_http(cause: BaseException) -> bool:
-    return isinstance(cause, ssl.SSLError) and cause.reason in _PLAIN_HTTP_REASONS
-
-
-def _no_such_host(cause: BaseException) -> bool:
-    return isinstance(cause, socket.gaierror) and cause.errno in _NO_SUCH_HOST
-
-
-def _proxy_of(origin: Any) -> str | None:
-    """The proxy the environment sets for ``origin`` (HTTPS_PROXY, NO_PROXY), as scheme://host:port, never userinfo."""
-    if not origin.hostname or origin.scheme != "https":
-        return None  # a plain-http API is reached without the environment's proxy (see the transports)
-    proxies = urllib.request.getproxies_environment()
-    proxy = proxies.get("https") or proxies.get("all")
-    if not proxy or urllib.request.proxy_bypass_environment(origin.hostname, proxies):  # type: ignore[attr-defined]
-        return None
-    parts = urlsplit(proxy if "://" in proxy else f"http://{proxy}")
-    return f"{parts.scheme}://{parts.hostname or '?'}" + (f":{parts.port}" if parts.port else "")
-
-
-def _plain_http_hint(origin: Any, where: str) -> str:
-    """An http server addressed as https: say how to write the URL (and when plain http is allowed)."""
-    if origin.hostname and origin.port is None:
-        where = f"{where}:443"  # http:// alone would go to port 80
-    hint = f"the server at {where} answered in plain http where https was expected; write the API URL as http://{where}"
-    if origin.hostname:
-        hint += f"{origin.path} (in a URI connection: piriod://<workspace>:<token>@{where}/http)"
-        if not is_loopback(origin.hostname):
-            hint += "; plain http to a non-loopback host also needs the extra allow_insecure_http=true"
-    return hint
-
-
-def _causes(exc: BaseException) -> Iterable[BaseException]:
-    """``exc`` and everything it wraps (causes, contexts, urllib3's ``reason``, exceptions in ``args``)."""
-    seen: set[int] = set()
-    todo = [exc]
-    while todo:
-        current = todo.pop(0)
-        if id(current) not in seen:
-            seen.add(id(current))
-            yield current
-            inner = [current.__cause__, current.__context__, getattr(current, "reason", None), *current.args]
-            todo.extend(item for item in inner if isinstance(item, BaseException))
 
 
 def _amended(exc: PiriodError, text: str) -> PiriodError:

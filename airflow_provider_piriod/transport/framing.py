@@ -9,6 +9,10 @@ from typing import Any
 
 from airflow_provider_piriod.transport.bodies import repeated_length
 
+# RFC 9112 4: HTTP-version SP 3DIGIT SP reason-phrase (HTAB, SP, VCHAR, obs-text); the reason may be left out
+_STATUS_LINE = re.compile(rb"HTTP/1\.[0-9] [0-9]{3}(?: [\t\x20-\x7e\x80-\xff]*)?\r?\n")
+#: most bytes the header blocks of one answer may take, interim (1xx) answers included
+MAX_HEAD_BYTES = 1 << 20
 # RFC 9110 5.1: a field name is a token
 _FIELD_LINE = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+:")
 # RFC 9112 7.1: chunk-size = 1*HEXDIG, then optional extensions (their content is not looked at)
@@ -21,9 +25,13 @@ class _HeadLines:
     def __init__(self, raw: Any) -> None:
         self.raw = raw
         self.lines: list[bytes] = []
+        self.size = 0
 
     def readline(self, limit: int = -1) -> bytes:
         line = self.raw.readline(limit)
+        self.size += len(line)
+        if self.size > MAX_HEAD_BYTES:  # http.client skips 100 Continue answers without end
+            raise http.client.HTTPException(f"an answer whose header blocks exceed {MAX_HEAD_BYTES} bytes")
         self.lines.append(line)
         return line
 
@@ -47,19 +55,24 @@ class _ChunkLines(_HeadLines):
 
 
 def _line_problem(lines: list[bytes]) -> str | None:
-    """What is wrong with a header block, if anything; the status lines are http.client's to check."""
+    """What is wrong with the status lines and header blocks of an answer (interim ones too), if anything."""
+    status_next = True  # each block starts with its status line
     field_before = False  # a folded line continues the field before it: the first line of a block cannot fold
     for raw in lines:
         line = raw.rstrip(b"\r\n")
-        if not line or line.startswith(b"HTTP/"):
-            field_before = False
-            continue
-        if b"\r" in line or b"\0" in line:  # RFC 9110 5.5: a bare CR could hide the next field inside this one
-            return "an answer with a CR or NUL inside a header line"
         folded = line[:1] in (b" ", b"\t")
-        if (folded and not field_before) or (not folded and not _FIELD_LINE.match(line)):
+        if status_next:
+            if not _STATUS_LINE.fullmatch(raw):  # http.client reads "+200", "2_00" or "HTTP/1.1x" as 200, HTTP/1.1
+                return "an answer whose status line is not 'HTTP/1.x', a three-digit status and a reason"
+            status_next = field_before = False
+        elif not line:
+            status_next = True  # http.client goes on to the final answer after an interim one
+        elif b"\r" in line or b"\0" in line:  # RFC 9110 5.5: a bare CR could hide the next field inside this one
+            return "an answer with a CR or NUL inside a header line"
+        elif (folded and not field_before) or (not folded and not _FIELD_LINE.match(line)):
             return "an answer with a header line that is not 'name: value'"  # no echo: it may hold the token
-        field_before = True
+        else:
+            field_before = True
     return None
 
 
@@ -68,8 +81,9 @@ class CheckedResponse(http.client.HTTPResponse):
 
     Refused: a header line that is not ``name: value`` (http.client ends the headers there and loses the
     ``Content-Length`` after it), a bare CR or a NUL in a line, a transfer coding other than plain
-    ``chunked``, chunks beside a ``Content-Length``. A length repeated (``40, 40``) frames the body. After an
-    interim (1xx) answer, or a 204/304 that declares a body, the connection is closed, not reused.
+    ``chunked``, chunks beside a ``Content-Length``, a status line http.client would read leniently. A length
+    repeated (``40, 40``) frames the body. Interim 102/103 answers are skipped. After a 101, an HTTP/1.0 answer
+    framed by chunks, or a 204/304 that declares a body, the connection is closed, not reused.
     """
 
     def begin(self) -> None:
@@ -79,6 +93,9 @@ class CheckedResponse(http.client.HTTPResponse):
         self.fp = head
         try:
             super().begin()
+            while 101 < self.status < 200:  # 102, 103: interim answers http.client only skips for 100
+                self.headers = None
+                super().begin()
         finally:
             self.fp = head.raw
         codings = ", ".join(self.headers.get_all("Transfer-Encoding") or [])
@@ -94,5 +111,10 @@ class CheckedResponse(http.client.HTTPResponse):
             self.length = repeated_length(lengths)  # http.client's int() cannot read "40, 40"
         if self.chunked:
             self.fp = _ChunkLines(self.fp)
-        if self.status < 200 or (self.status in (204, 304) and (codings or repeated_length(lengths or "0") != 0)):
-            self.will_close = True
+        no_body = self.status in (204, 304)
+        if (
+            self.status < 200
+            or (codings and self.version < 11)
+            or (no_body and (codings or repeated_length(lengths or "0") != 0))
+        ):
+            self.will_close = True  # what follows on the connection may still be this answer (RFC 9112 6.1, 6.3)

@@ -1,9 +1,9 @@
 """Walking Piriod's list pages safely: which ``next`` links may be followed, and when a walk must stop.
 
-A ``next`` link is never sent as given: it is rebuilt from the configured origin plus the link's
-query, and only if it names the same host, port and the very path being listed. Anything a
-client could read differently from this code (backslashes, userinfo, control characters) is
-refused, so the token cannot be steered to another host or another resource.
+A ``next`` link is never sent as given: it is rebuilt from the configured origin plus the link's query,
+and only if it names the same host, port and the very path being listed. Anything a client could read
+differently from this code (backslashes, userinfo, control characters) is refused, so the token cannot
+be steered to another host or another resource.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, unquote_plus, urlsplit
 
 from airflow_provider_piriod.exceptions import PiriodResponseError
 from airflow_provider_piriod.protocol import check_object
@@ -28,31 +28,19 @@ def pages_for(count: int, page_size: int) -> int:
     return -(-count // page_size)
 
 
-def _refuse(path: str, why: str) -> PiriodResponseError:
-    return PiriodResponseError(
-        f"Piriod GET {path}: refusing to follow 'next' ({why}); the token is only sent to the configured "
-        "host, for the list being read",
-        method="GET",
-        path=path,
-    )
-
-
 def follow_next(link: Any, base_url: str, listed_path: str, secrets: str | Iterable[str] = ()) -> str:
     """The URL to request for a ``next`` link: the configured origin + the listed path + the link's query."""
     if not isinstance(link, str):
         raise _refuse(listed_path, f"it is a JSON {type(link).__name__}, not a URL")
     if len(link) > MAX_LINK_CHARS or _UNSAFE_IN_URL.search(link):
-        raise _refuse(
-            listed_path,
-            "it holds characters a URL cannot carry: whitespace, control characters or backslashes, or it is too long",
-        )
-    if redact(link, secrets) != link:
+        why = "it holds characters a URL cannot carry: whitespace, control characters or backslashes, or it is too long"
+        raise _refuse(listed_path, why)
+    if any(redact(form, secrets) != form for form in (link, unquote_plus(link))):  # %74%6F%6B... too
         raise _refuse(listed_path, "it carries the API token, which must never travel in a URL")
     base = urlsplit(base_url)
     try:
         target = urlsplit(link)
-        port = _port(target)
-        hostname = target.hostname
+        port, hostname = _port(target), target.hostname
     except ValueError:
         raise _refuse(listed_path, "it is not a valid URL") from None
     if "@" in target.netloc:
@@ -66,6 +54,15 @@ def follow_next(link: Any, base_url: str, listed_path: str, secrets: str | Itera
     return f"{base.scheme}://{base.netloc}{listed_path}" + (f"?{target.query}" if target.query else "")
 
 
+def _refuse(path: str, why: str) -> PiriodResponseError:
+    why = f"refusing to follow 'next' ({why}); the token is only sent to the configured host, for the list being read"
+    return _error(path, why)
+
+
+def _error(path: str, what: str) -> PiriodResponseError:
+    return PiriodResponseError(f"Piriod GET {path}: {what}", method="GET", path=path)
+
+
 def _port(parts: Any) -> int | None:
     return parts.port or {"http": 80, "https": 443}.get(parts.scheme)
 
@@ -73,35 +70,27 @@ def _port(parts: Any) -> int | None:
 class PageWalk:
     """Bookkeeping of one list read: ids already yielded, pages already read, and how many pages may come.
 
-    Piriod pages by offset, so an object created during a scan shifts later pages and repeats an
-    item; repeats are skipped (and counted) so every object is yielded once. A page that brings
-    nothing new while claiming more, a ``next`` back to a page already read (whatever its
-    fragment or parameter order), or more pages than ``count`` allows ends the walk with an error
-    instead of requests without end.
+    Piriod pages by offset, so an object created during a scan shifts later pages and repeats an item;
+    repeats are skipped (and counted) so every object is yielded once. A page that brings nothing new while
+    claiming more, a ``next`` back to a page already read (whatever its fragment or parameter order), or more
+    pages than ``count`` allows ends the walk with an error instead of requests without end.
     """
 
     def __init__(self, base_url: str, resource_path: str, label: str, secrets: str | Iterable[str] = ()) -> None:
-        self.base_url = base_url
-        self.secrets = secrets
-        self.count: int | None = None
-        self.yielded = 0
-        self.gone: int | None = None  # a page number that answered 404 while pages were read in parallel
+        self.base_url, self.label, self.secrets = base_url, label, secrets
         self.path = urlsplit(base_url).path + resource_path
-        self.label = label
+        self.count: int | None = None
+        self.gone: int | None = None  # a page number that answered 404 while pages were read in parallel
         self.seen_pages: set[tuple[str, ...]] = set()
-        self.seen_ids: set[Any] = set()
-        self.duplicates = 0
-        self.pages = 0
-        self.max_pages = 0  # set by first()
+        self.seen_ids: set[str] = set()
+        self.yielded = self.duplicates = self.pages = self.max_pages = 0  # max_pages: set by first()
 
     def first(self, page: dict[str, Any], params: dict[str, str]) -> None:
         """Size the walk from the first page (read with ``params``): what its ``count`` allows, plus a margin."""
         self.mark_read(params)
-        self.count = page["count"]
-        page_size = int(params["page_size"])
-        self.max_pages = (
-            pages_for(page["count"], max(1, min(page_size, len(page["results"]) or page_size))) + EXTRA_PAGES
-        )
+        self.count, page_size = page["count"], int(params["page_size"])
+        per_page = max(1, min(page_size, len(page["results"]) or page_size))
+        self.max_pages = pages_for(page["count"], per_page) + EXTRA_PAGES
 
     def fresh(self, page: dict[str, Any]) -> list[dict[str, Any]]:
         """The objects of ``page`` not yielded before, after checking each is a JSON object."""
@@ -110,37 +99,31 @@ class PageWalk:
         for item in page["results"]:
             obj = check_object(item, "GET", self.path)
             key = _id_key(obj.get("id"))
+            if key is not None and key in self.seen_ids:
+                self.duplicates += 1
+                continue
             if key is not None:
-                if key in self.seen_ids:
-                    self.duplicates += 1
-                    continue
                 self.seen_ids.add(key)
             new.append(obj)
         self.yielded += len(new)
         if not new and page.get("next"):
-            raise PiriodResponseError(
-                f"Piriod GET {self.path}: a page brought no {self.label} not already read but claims more pages; "
-                "refusing to read without end",
-                method="GET",
-                path=self.path,
+            what = (
+                f"a page brought no {self.label} not already read but claims more pages; refusing to read without end"
             )
+            raise _error(self.path, what)
         return new
 
     def next_url(self, page: dict[str, Any] | None) -> str | None:
+        """The checked URL of ``page``'s ``next`` link, if it has one and the walk may go on."""
         if page is None or not page.get("next"):
             return None
         url = follow_next(page["next"], self.base_url, self.path, self.secrets)
-        key = _page_key(url)
+        key = _query_key(parse_qsl(urlsplit(url).query, keep_blank_values=True))
         if key in self.seen_pages:
-            raise PiriodResponseError(
-                f"Piriod GET {self.path}: 'next' points back to a page already read", method="GET", path=self.path
-            )
+            raise _error(self.path, "'next' points back to a page already read")
         if self.pages >= self.max_pages:
-            raise PiriodResponseError(
-                f"Piriod GET {self.path}: more pages than its count allows ({self.max_pages}); "
-                "refusing to read without end",
-                method="GET",
-                path=self.path,
+            raise _error(
+                self.path, f"more pages than its count allows ({self.max_pages}); refusing to read without end"
             )
         self.seen_pages.add(key)
         return url
@@ -157,12 +140,8 @@ class PageWalk:
         """The walk ended short: fine if a fresh count agrees the list shrank, else a partial list."""
         if fresh_count > self.yielded:
             ended = f"page {self.gone} answered 404" if self.gone else f"the pages ended after {self.yielded}"
-            raise PiriodResponseError(
-                f"Piriod GET {self.path}: {ended} although {fresh_count} {self.label}s match; refusing to return a "
-                "partial list",
-                method="GET",
-                path=self.path,
-            )
+            what = f"{ended} although {fresh_count} {self.label}s match; refusing to return a partial list"
+            raise _error(self.path, what)
         log.info("Piriod's list at %s shrank from %d to %d while it was read", self.path, self.count, fresh_count)
 
     def report(self, log: Any) -> None:
@@ -170,23 +149,15 @@ class PageWalk:
             log.warning(
                 "Skipped %d %ss already returned by an earlier page (pages shifted while reading, usually "
                 "because objects were created during the scan)",
-                self.duplicates,
-                self.label,
+                *(self.duplicates, self.label),
             )
 
 
-def _id_key(object_id: Any) -> Any:
+def _id_key(object_id: Any) -> str | None:
     """Ids compare as text (``12`` and ``"12"`` are one object); unhashable ids are not tracked."""
-    if isinstance(object_id, (str, int)) and not isinstance(object_id, bool):
-        return str(object_id)
-    return None
-
-
-def _page_key(url: str) -> tuple[str, ...]:
-    return _query_key(parse_qsl(urlsplit(url).query, keep_blank_values=True))
+    return str(object_id) if isinstance(object_id, (str, int)) and not isinstance(object_id, bool) else None
 
 
 def _query_key(pairs: Iterable[tuple[str, str]]) -> tuple[str, ...]:
     """A page's identity: its query parameters in a fixed order (``page=1`` is the page without one)."""
-    items = sorted((k, v) for k, v in pairs if not (k == "page" and v == "1"))
-    return tuple(f"{k}={v}" for k, v in items)
+    return tuple(f"{k}={v}" for k, v in sorted(pairs) if not (k == "page" and v == "1"))

@@ -1,8 +1,8 @@
-"""The settings in effect for one hook's blocking requests: headers, token, proxy and CA bundle, read once.
+"""The settings in effect for one hook's requests: headers, token, proxy and CA bundle, read once.
 
-The hook's ``requests.Session`` (what ``get_conn()`` returns) holds them, as users of Airflow hooks
-expect; the requests themselves go out through urllib3 (:class:`Route`), whose pools are built from
-that session the first time a request is sent, to the configured origin only.
+The hook's ``requests.Session`` (what ``get_conn()`` returns) holds them, as users of Airflow hooks expect;
+requests go out through urllib3 (:class:`Route`), whose pools are built from that session the first time
+a request is sent, to the configured origin only.
 """
 
 from __future__ import annotations
@@ -38,30 +38,18 @@ class TokenAuth(requests.auth.AuthBase):
         return "<TokenAuth ***>"
 
 
-def environment_proxies(url: str) -> dict[str, str]:
-    """The proxy the environment sets for ``url`` (``HTTPS_PROXY``, ``ALL_PROXY``...) unless ``NO_PROXY`` skips it."""
-    proxy = requests.utils.select_proxy(url, requests.utils.get_environ_proxies(url))
-    return {urlsplit(url).scheme: proxy} if proxy else {}
-
-
-def environment_ca_bundle() -> str | bool:
-    """The CA bundle ``REQUESTS_CA_BUNDLE`` or ``CURL_CA_BUNDLE`` names, as requests reads them; else its own."""
-    return os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
-
-
 def build_session(settings: PiriodSettings) -> requests.Session:
     """The pooled session: Piriod's headers and token, and the environment's proxy and CA bundle read once."""
     session = requests.Session()
     session.headers.update(settings.headers)
-    session.headers["User-Agent"] = f"airflow-provider-piriod/{__version__}"
-    session.headers["Accept-Encoding"] = ACCEPT_ENCODING
+    session.headers.update({"User-Agent": f"airflow-provider-piriod/{__version__}", "Accept-Encoding": ACCEPT_ENCODING})
     session.auth = TokenAuth(settings.authorization)
-    # with trust_env, requests reads every *_proxy variable (twice) on each request; the host never changes
-    session.trust_env = False
-    # as in the async transport: no proxy for a plain-http API, the token would reach it in clear text
+    session.trust_env = False  # else requests reads every *_proxy variable (twice) on each request
+    # no proxy for a plain-http API unless allowed: the token would cross it in clear text
     if settings.base_url.startswith("https://") or settings.allow_insecure_http:
-        session.proxies = environment_proxies(settings.base_url)
-    session.verify = environment_ca_bundle()
+        proxy = requests.utils.select_proxy(settings.base_url, requests.utils.get_environ_proxies(settings.base_url))
+        session.proxies = {urlsplit(settings.base_url).scheme: proxy} if proxy else {}
+    session.verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
     adapter = requests.adapters.HTTPAdapter(pool_connections=1, pool_maxsize=MAX_WORKERS, max_retries=0)
     session.mount("https://", adapter)
     session.mount("http://", adapter)
@@ -81,19 +69,16 @@ class Route:
         checked.prepare_headers({**session.headers, "Authorization": settings.authorization})  # no CR/LF
         self.headers = {name: str(value) for name, value in checked.headers.items()}
         self.manager = _manager(session)
+        self.server_date: str | None = None  #: the Date header of the last answer (Piriod's clock)
 
-    def url(self, url: str) -> str:
-        """``url`` quoted as requests would quote it, if it is on the configured origin; else it is not sent."""
+    def open(self, method: str, url: str, body: bytes | None, headers: dict[str, str], timeout: float) -> Any:
+        """Send one request to the configured origin only; the answer's body is left unread, raw."""
         parts = urlsplit(url)
         if (parts.scheme, parts.netloc) != self._origin:
             raise PiriodError(f"Piriod request to {parts.path}: not sent, it is not on the configured origin")
-        return requote_uri(url)
-
-    def open(self, method: str, url: str, body: bytes | None, headers: dict[str, str], timeout: float) -> Any:
-        """Send one request; the answer's body is left unread, raw (see :mod:`.attempt` for the deadline)."""
-        return self.manager.urlopen(
+        answer = self.manager.urlopen(
             method,
-            self.url(url),
+            requote_uri(url),  # quoted as requests would quote it
             body=body,
             headers={**self.headers, **headers} if headers else self.headers,
             redirect=False,
@@ -102,14 +87,22 @@ class Route:
             decode_content=False,
             timeout=urllib3.Timeout(connect=timeout, read=timeout),
         )
+        self.server_date = answer.headers.get("Date")
+        return answer
 
 
 def _manager(session: requests.Session) -> urllib3.PoolManager:
     """A PoolManager (or ProxyManager for the session's proxy) whose every connection is watched by the deadline."""
-    options: dict[str, Any] = {"maxsize": MAX_WORKERS, "block": False, "ssl_context": _tls_context(session.verify)}
+    bundle = requests.certs.where() if session.verify is True else str(session.verify)  # as requests would
+    context = (
+        ssl.create_default_context(capath=bundle)
+        if os.path.isdir(bundle)
+        else ssl.create_default_context(cafile=bundle)
+    )
+    options: dict[str, Any] = {"num_pools": 2, "maxsize": MAX_WORKERS, "block": False, "ssl_context": context}
     proxy = next(iter(session.proxies.values()), None)
     if proxy is None:
-        manager = urllib3.PoolManager(num_pools=2, **options)
+        manager = urllib3.PoolManager(**options)
     elif urlsplit(proxy).scheme.startswith("socks"):
         try:
             from urllib3.contrib.socks import SOCKSProxyManager
@@ -117,17 +110,9 @@ def _manager(session: requests.Session) -> urllib3.PoolManager:
             raise PiriodConfigError(
                 "a SOCKS proxy is set in the environment; install PySocks (pip install 'requests[socks]')"
             ) from None
-        return SOCKSProxyManager(proxy, num_pools=2, **options)  # its own pools: per-read timeouts only
+        return SOCKSProxyManager(proxy, **options)  # its own pools: per-read timeouts only
     else:
         proxy_headers = requests.adapters.HTTPAdapter().proxy_headers(proxy)  # Proxy-Authorization from userinfo
-        manager = urllib3.ProxyManager(proxy, num_pools=2, proxy_headers=proxy_headers, **options)
+        manager = urllib3.ProxyManager(proxy, proxy_headers=proxy_headers, **options)
     manager.pool_classes_by_scheme = dict(WATCHED_POOLS)
     return manager
-
-
-def _tls_context(verify: Any) -> ssl.SSLContext:
-    """The CA bundle requests would use (the environment's, else certifi's)."""
-    bundle = requests.certs.where() if verify is True else str(verify)
-    if os.path.isdir(bundle):
-        return ssl.create_default_context(capath=bundle)
-    return ssl.create_default_context(cafile=bundle)

@@ -1,8 +1,7 @@
-"""The blocking transport behind PiriodHook: one request funnel, one page walker, over urllib3's pools.
+"""The blocking transport behind PiriodHook: one request funnel and one page walker, over urllib3's pools.
 
-A hook method hands it a resource and an id, ids or filters; it owns the whole cycle (throttle, one
-bounded attempt at a time, retries, ``next`` links) and hands back checked JSON objects. Every error
-leaving it has been scrubbed of the token.
+It owns the whole cycle of a hook call (throttle, one bounded attempt at a time, retries, ``next`` links)
+and hands back checked JSON objects; every error leaving it has been scrubbed of the token.
 """
 
 from __future__ import annotations
@@ -11,7 +10,7 @@ import threading
 from collections import deque
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import AbstractContextManager, closing
+from contextlib import closing
 from functools import cached_property
 from itertools import islice
 from typing import Any, TypeVar
@@ -31,7 +30,7 @@ from airflow_provider_piriod.protocol import TRANSIENT_ERRORS, check_page, check
 from airflow_provider_piriod.redaction import scrub
 from airflow_provider_piriod.resources import Resource
 from airflow_provider_piriod.transport import attempt
-from airflow_provider_piriod.transport.calls import Call, Tally, may_have_acted, one_call
+from airflow_provider_piriod.transport.calls import Call, Funnel, may_have_acted
 from airflow_provider_piriod.transport.pages import EXTRA_PAGES, PageWalk, pages_for
 from airflow_provider_piriod.transport.session import Route, build_session
 from airflow_provider_piriod.transport.throttle import Throttle
@@ -40,17 +39,12 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 
-class PiriodTransport:
+class PiriodTransport(Funnel):
     """Requests to one Piriod workspace for one hook; thread-safe, so pages and ids can be fetched at once."""
 
-    def __init__(
-        self, settings: PiriodSettings, *, log: Any, retry_delay: Callable[[int, Exception], float], throttle: Throttle
-    ) -> None:
-        self.settings = settings
-        self.log = log
-        self._retry_delay = retry_delay
+    def __init__(self, settings: PiriodSettings, *, throttle: Throttle, **funnel: Any) -> None:
+        super().__init__(settings, **funnel)
         self.throttle = throttle
-        self.tally = Tally()  #: requests, pages and retries of every call so far
 
     @cached_property
     def session(self) -> requests.Session:
@@ -61,8 +55,6 @@ class PiriodTransport:
     def _route(self) -> Route:
         """urllib3's pools for the configured origin, built from the session as the first request goes out."""
         return Route(self.settings, self.session)
-
-    # ------------------------------------------------------------------ what the hook asks for
 
     def get_object(self, resource: Resource, object_id: str) -> dict[str, Any]:
         """One object by (validated) id; it must be the object asked for."""
@@ -125,18 +117,17 @@ class PiriodTransport:
             once = method == "POST" if once is None else once
             return self._request_json(self._url(path), call, method=method, body=body, once=once)
 
-    # ------------------------------------------------------------------ the page walker
-
     def _walk(self, resource: Resource, params: dict[str, str], workers: int, call: Call) -> Iterator[dict[str, Any]]:
         _ = self._route  # built once here (with the session), not by racing worker threads
         walk = PageWalk(self.settings.base_url, resource.path, resource.label, self.settings.token)
         url = self._url(resource.path)
-        page: dict[str, Any] | None = self._get_page(url, call, params)
-        walk.first(page, params)
-        call.expect(page["count"], walk.max_pages - EXTRA_PAGES)
-        yield from self._fresh(walk, page, call)
-        if workers > 1 and page.get("next"):
-            numbers = range(2, pages_for(page["count"], int(params["page_size"])) + 1)
+        first = self._get_page(url, call, params)
+        walk.first(first, params)
+        call.expect(first["count"], walk.max_pages - EXTRA_PAGES)
+        yield from self._fresh(walk, first, call)
+        page: dict[str, Any] | None = first  # None once a page read in parallel is gone
+        if workers > 1 and first.get("next"):
+            numbers = range(2, pages_for(first["count"], int(params["page_size"])) + 1)
             with closing(self._pages_in_parallel(url, params, numbers, workers, call)) as pages:
                 for number, page in zip(numbers, pages, strict=False):
                     if page is None:  # 404: the list got shorter, or the check below refuses it
@@ -176,17 +167,12 @@ class PiriodTransport:
 
         return bounded_map(fetch, numbers, workers, "piriod-pages", call.stopped)
 
-    # ------------------------------------------------------------------ the request funnel
-
     def _get_object(self, resource: Resource, object_id: str, call: Call) -> dict[str, Any]:
         path = resource.object_path(object_id)
         return check_requested_object(self._request_json(self._url(path), call), object_id, resource.label, path)
 
     def _get_page(self, url: str, call: Call, params: Mapping[str, str] | None = None) -> dict[str, Any]:
         return check_page(self._request_json(url, call, params), "GET", urlsplit(url).path)
-
-    def _url(self, path: str) -> str:
-        return f"{self.settings.base_url}{path}"
 
     def _request_json(
         self,
@@ -247,9 +233,6 @@ class PiriodTransport:
                 path=urlsplit(url).path,
             )
         raise failure  # outside the except block: the cause, already in the message, is not chained
-
-    def _calling(self, what: str) -> AbstractContextManager[Call]:
-        return one_call(self.settings, self.log, what, self._retry_delay, self.tally)
 
 
 def bounded_map(

@@ -270,12 +270,12 @@ def test_attempt_sent_says_whether_the_whole_request_left(hostile_server, monkey
     behave, expected = SENT_CASES[case]
     attempts = []
 
-    class recording(attempt.attempt_deadline):
+    class recording(attempt.Attempt):
         def __enter__(self):
             attempts.append(super().__enter__())
             return attempts[-1]
 
-    monkeypatch.setattr(attempt, "attempt_deadline", recording)
+    monkeypatch.setattr(attempt, "Attempt", recording)
     server = hostile_server(behave)
     if "CONNECT" in case:
         monkeypatch.setenv("HTTPS_PROXY", server.url)

@@ -21,6 +21,7 @@ import json
 import logging
 import secrets
 import socket
+import struct
 import threading
 import time
 import zlib
@@ -509,6 +510,25 @@ def token_pieces(token: str = TOKEN, size: int = 8) -> list[str]:
 def leaked(text: str, token: str = TOKEN) -> bool:
     """True if ``text`` holds the token or any 8-character piece of it."""
     return token in text or any(piece in text for piece in token_pieces(token))
+
+
+def chain(exc: BaseException | None) -> list[BaseException]:
+    """``exc`` and every exception reachable through ``__cause__`` and ``__context__`` (suppressed or not)."""
+    seen: list[BaseException] = []
+    todo = [exc]
+    while todo:
+        current = todo.pop()
+        if current is None or any(current is known for known in seen):
+            continue
+        seen.append(current)
+        todo += [current.__cause__, current.__context__]
+    return seen
+
+
+def reset(conn: Conn) -> None:
+    """Close with RST (SO_LINGER 0), not FIN."""
+    conn.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    conn.close()
 
 
 def exception_texts(exc: BaseException) -> dict[str, str]:

@@ -14,8 +14,6 @@ import json
 import logging
 import os
 import random
-import socket
-import struct
 import threading
 import time
 
@@ -24,7 +22,7 @@ from urllib3 import HTTPConnectionPool
 
 from airflow_provider_piriod.exceptions import PiriodError, PiriodNetworkError
 from airflow_provider_piriod.hooks.piriod import PiriodHook
-from tests.hostile import TOKEN, Conn, Request, bounded, connect, leaked
+from tests.hostile import TOKEN, Conn, Request, bounded, chain, connect, leaked, reset
 
 pytestmark = pytest.mark.usefixtures("no_environment_proxies")
 
@@ -49,19 +47,6 @@ def use_route(monkeypatch: pytest.MonkeyPatch, server, route: str, **extra) -> N
         monkeypatch.setenv("HTTP_PROXY", server.url)
         extra["allow_insecure_http"] = True
     connect(monkeypatch, server, **extra)
-
-
-def chain(exc: BaseException | None) -> list[BaseException]:
-    """``exc`` and every exception reachable through ``__cause__`` and ``__context__`` (suppressed or not)."""
-    seen: list[BaseException] = []
-    todo = [exc]
-    while todo:
-        current = todo.pop()
-        if current is None or any(current is known for known in seen):
-            continue
-        seen.append(current)
-        todo += [current.__cause__, current.__context__]
-    return seen
 
 
 # ----------------------------------------------------------------------------- defects
@@ -243,12 +228,6 @@ def test_many_workers_over_a_server_dropping_connections_get_their_own_answers_a
         time.sleep(0.05)
     assert open_fds() <= fds
     assert threading.active_count() <= threads
-
-
-def reset(conn: Conn) -> None:
-    """Close with RST (SO_LINGER 0), not FIN."""
-    conn.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    conn.close()
 
 
 SENT_CASES = {  # what the server does -> whether the whole request had left

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import time
 from collections.abc import Iterable, Mapping
 from datetime import date, datetime
 from decimal import Decimal
 from email.utils import parsedate_to_datetime
 from typing import Any
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import quote, unquote, unquote_plus, urlsplit
 
 from airflow_provider_piriod import jsoncodec
 from airflow_provider_piriod.exceptions import (
@@ -34,6 +35,7 @@ from airflow_provider_piriod.redaction import (
     MAX_ERROR_FIELDS,
     MAX_MESSAGE_CHARS,
     clean,
+    redact,
     secrets_of,
     snippet,
 )
@@ -43,6 +45,8 @@ MAX_PAGE_SIZE = 100
 MAX_WORKERS = 64
 MAX_ID_LENGTH = 1024
 RESERVED_PARAMS = frozenset({"page", "page_size"})
+MAX_LINK_CHARS = 4096
+_UNSAFE_IN_URL = re.compile(r"[\x00-\x20\x7f\\]")
 
 
 class PiriodDecodeError(PiriodResponseError):
@@ -156,6 +160,49 @@ def _scalar(key: str, value: Any) -> str:
     raise PiriodInputError(
         f"filters[{key!r}] must be a string, number, boolean, date or list, got {type(value).__name__}"
     )
+
+
+# ----------------------------------------------------------------------------- which next links are followed
+
+
+def follow_next(link: Any, base_url: str, listed_path: str, secrets: str | Iterable[str] = ()) -> str:
+    """The URL to request for a ``next`` link: the configured origin + the listed path + the link's query.
+
+    A link is never sent as given, and only if it names the same host, port and the very path being listed;
+    anything a client could read differently (backslashes, userinfo, control characters) is refused, so the
+    token cannot be steered to another host or another resource.
+    """
+    if not isinstance(link, str):
+        raise _refuse(listed_path, f"it is a JSON {type(link).__name__}, not a URL")
+    if len(link) > MAX_LINK_CHARS or _UNSAFE_IN_URL.search(link):
+        why = "it holds characters a URL cannot carry: whitespace, control characters or backslashes, or it is too long"
+        raise _refuse(listed_path, why)
+    if any(redact(form, secrets) != form for form in (link, unquote_plus(link))):  # %74%6F%6B... too
+        raise _refuse(listed_path, "it carries the API token, which must never travel in a URL")
+    base = urlsplit(base_url)
+    try:
+        target = urlsplit(link)
+        port, hostname = _port(target), target.hostname
+    except ValueError:
+        raise _refuse(listed_path, "it is not a valid URL") from None
+    if "@" in target.netloc:
+        raise _refuse(listed_path, "it carries user information")
+    same_host = (hostname or "").lower() == (base.hostname or "").lower()
+    https_echo = base.scheme == "https" and target.scheme == "http" and target.port in (None, base.port)
+    if not same_host or not ((target.scheme == base.scheme and port == _port(base)) or https_echo):
+        raise _refuse(listed_path, f"it points to another origin than {base.scheme}://{base.netloc}")
+    if target.path != listed_path:
+        raise _refuse(listed_path, "it points to another path than the list being read")
+    return f"{base.scheme}://{base.netloc}{listed_path}" + (f"?{target.query}" if target.query else "")
+
+
+def _refuse(path: str, why: str) -> PiriodResponseError:
+    why = f"refusing to follow 'next' ({why}); the token is only sent to the configured host, for the list being read"
+    return PiriodResponseError(f"Piriod GET {path}: {why}", method="GET", path=path)
+
+
+def _port(parts: Any) -> int | None:
+    return parts.port or {"http": 80, "https": 443}.get(parts.scheme)
 
 
 # ----------------------------------------------------------------------------- retry timing

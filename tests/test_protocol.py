@@ -23,11 +23,11 @@ from airflow_provider_piriod.exceptions import (
 from airflow_provider_piriod.protocol import (
     customer_path,
     error_from_response,
+    follow_next,
     filter_params,
     parse_retry_after,
     retry_delay,
 )
-from airflow_provider_piriod.transport.pages import follow_next
 
 
 def next_page_url(next_url, base_url, method, path):

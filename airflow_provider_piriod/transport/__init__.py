@@ -1,8 +1,3 @@
-"""How requests reach Piriod and answers come back: the transport behind the hooks.
-
-``sync`` (urllib3, for PiriodHook) and ``aio`` (httpx, for PiriodAsyncHook) share the rules of
-``answers`` (typed, scrubbed errors), ``bodies`` (size cap, bounded decompression), ``calls``
-(retries and the task log) and ``pages`` (which ``next`` links are followed, when a walk stops).
-``session`` holds the settings in effect (headers, proxy, CA bundle); ``attempt`` bounds one blocking
-attempt as a whole; ``throttle`` paces a hook's requests.
-"""
+"""How requests reach Piriod and answers come back: ``sync`` (PiriodHook) and ``aio`` (PiriodAsyncHook, in
+worker threads) send each ``attempt`` through urllib3 with the settings ``session`` read, check its ``framing``,
+and share ``calls`` (retries, the task log), ``pages`` (the page walker) and ``throttle`` (pacing)."""

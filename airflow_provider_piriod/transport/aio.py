@@ -21,7 +21,7 @@ from airflow_provider_piriod.redaction import scrub
 from airflow_provider_piriod.resources import Resource
 from airflow_provider_piriod.transport import attempt
 from airflow_provider_piriod.transport.calls import Call, Funnel
-from airflow_provider_piriod.transport.pages import EXTRA_PAGES, PageWalk
+from airflow_provider_piriod.transport.pages import PageWalk
 from airflow_provider_piriod.transport.session import Route, build_session
 
 
@@ -67,15 +67,12 @@ class AsyncPiriodTransport(Funnel):
     async def iter_list(self, resource: Resource, params: dict[str, str]) -> AsyncIterator[dict[str, Any]]:
         """Every object of the list, each once, following ``next`` on the configured origin and path only."""
         with self._calling(resource.name) as call:
-            walk = PageWalk(self.settings.base_url, resource.path, resource.label, self.settings.token)
+            walk = PageWalk(self.settings.base_url, resource.path, resource.label, self.settings.token, call)
             first = await self._get_page(self._url(resource.path), call, params)
             walk.first(first, params)
-            call.expect(first["count"], walk.max_pages - EXTRA_PAGES)
             page: dict[str, Any] | None = first  # None after the last page
             while page is not None:
-                new = walk.fresh(page)
-                call.advance(len(new), pages=1)
-                for item in new:
+                for item in walk.fresh(page):
                     yield item
                 url = walk.next_url(page)
                 page = await self._get_page(url, call) if url else None

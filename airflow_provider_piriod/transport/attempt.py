@@ -1,12 +1,9 @@
-"""One blocking attempt at a request, bounded as a whole: connect, send, status, headers, body, decode.
+"""One attempt at a request, bounded as a whole: connect, send, status, headers, body (within its budget), decode.
 
-urllib3 sends it, over its pooled kept-alive connections (or the environment's proxy), and has only
-per-read timeouts: a server sending one byte a second never trips them. A watchdog thread keeps the
-deadlines of the attempts in flight; when one passes, it shuts down the socket of each connection the
-attempt is using, which wakes the blocked read at once. A connection belongs to the last attempt that
-used it, so a late deadline never shuts one another thread has taken from the pool since.
-:attr:`Attempt.sent` says whether the request left whole: a write whose answer was lost after it left
-may have taken effect.
+urllib3 sends it over its pooled connections and bounds each read only, so a watchdog thread shuts down the
+sockets of an attempt whose deadline passed, which wakes its blocked read at once; a connection belongs to
+the last attempt that used it, so a late deadline never shuts one another thread has taken since.
+:attr:`Attempt.sent` says whether the request left whole: a write whose answer was then lost may have acted.
 """
 
 from __future__ import annotations
@@ -17,7 +14,8 @@ import socket
 import threading
 import time
 import weakref
-from collections.abc import Mapping
+import zlib
+from collections.abc import Iterator, Mapping
 from contextlib import suppress
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -27,13 +25,18 @@ from urllib3 import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.connection import HTTPConnection, HTTPSConnection
 
 from airflow_provider_piriod.connection import PiriodSettings
-from airflow_provider_piriod.exceptions import PiriodError
-from airflow_provider_piriod.protocol import answer_json
-from airflow_provider_piriod.transport.bodies import open_body
+from airflow_provider_piriod.exceptions import PiriodError, PiriodResponseError
+from airflow_provider_piriod.protocol import PiriodDecodeError, answer_json
+from airflow_provider_piriod.redaction import redact
 from airflow_provider_piriod.transport.calls import deadline_error, network_error, sent_or_not
-from airflow_provider_piriod.transport.framing import CheckedResponse
+from airflow_provider_piriod.transport.framing import CheckedResponse, repeated_length
 
 READ_STEP = 64 * 1024
+#: the encodings requests ask for (``Accept-Encoding``) and BodyDecoder undoes
+ACCEPT_ENCODING = "gzip, deflate"
+#: largest piece of decoded output produced at once, so the size cap is checked as output grows
+DECODE_STEP = 64 * 1024
+_GZIP_MAGIC = b"\x1f\x8b"
 #: how often an expired attempt looks again for a socket still being connected
 _RECHECK = 0.02
 _CLIENT_ERRORS = (urllib3.exceptions.HTTPError, OSError, ValueError)
@@ -53,16 +56,15 @@ def send(route: Any, settings: PiriodSettings, method: str, url: str, params: An
                 body = _read_body(answer, settings, method, path, attempt.deadline)
             finally:
                 _finish(answer)
-        except PiriodError:
-            if not attempt.expired:
+        except (PiriodError, *_CLIENT_ERRORS) as exc:
+            if attempt.expired:  # the watchdog shut the socket: whatever the client made of it, the deadline passed
+                failure = deadline_error(method, path, timeout)
+            elif isinstance(exc, PiriodError):
                 raise
-            failure = deadline_error(method, path, timeout)
-        except _CLIENT_ERRORS as exc:
-            failure = (
-                deadline_error(method, path, timeout)
-                if attempt.expired
-                else network_error(method, path, exc, secrets, base_url=settings.base_url, conn_id=settings.conn_id)
-            )
+            else:
+                failure = network_error(
+                    method, path, exc, secrets, base_url=settings.base_url, conn_id=settings.conn_id
+                )
         if failure is not None:
             # raised outside the except block: the client's exception (which may quote what the server sent,
             # an echoed token too) is not kept as its __context__
@@ -76,7 +78,10 @@ def send(route: Any, settings: PiriodSettings, method: str, url: str, params: An
 
 def _read_body(answer: Any, settings: PiriodSettings, method: str, path: str, deadline: float) -> bytes:
     """Raw bytes as they arrive, decoded here within the size cap (never by a client library, unbounded)."""
-    decoder = open_body(settings, answer.headers, status=answer.status, method=method, path=path, deadline=deadline)
+    where = {"method": method, "path": path, "status": answer.status, "secrets": settings.token}
+    budget = BodyBudget(limit=settings.max_response_bytes, timeout=settings.timeout, deadline=deadline, **where)
+    budget.check_declared(answer.headers.get("Content-Length"))
+    decoder = BodyDecoder(answer.headers.get("Content-Encoding"), budget)
     while chunk := answer.read1(READ_STEP, decode_content=False):  # what has arrived, never waits for more
         decoder.feed(chunk)  # counted and checked against the deadline
     return decoder.finish()
@@ -92,6 +97,114 @@ def _finish(answer: Any) -> None:
 def _with_query(url: str, params: Mapping[str, str] | None) -> str:
     """``url`` with ``params`` added to its query, encoded as requests encodes them."""
     return f"{url}{'&' if '?' in url else '?'}{urlencode(params)}" if params else url
+
+
+class BodyBudget:
+    """A total deadline and a size cap, checked on the raw bytes and on every decoded piece."""
+
+    def __init__(
+        self, *, limit: int, timeout: float, deadline: float, method: str, path: str, status: int, secrets: Any = ()
+    ) -> None:
+        self.limit, self.timeout, self.deadline = limit, timeout, deadline
+        self.method, self.path, self.status = method, path, status
+        self.secrets = secrets  # a header value quoted in an error is cut short only after they are cut out
+        self.raw = self.size = 0
+
+    def check_declared(self, content_length: str | None) -> None:
+        """Refuse a body whose declared length is too large, or not a length at all (RFC 9112 6.3)."""
+        if content_length is None:
+            return
+        length = repeated_length(content_length)
+        if length is None:
+            raise self.error(
+                f"the answer's Content-Length is not a length ({redact(content_length, self.secrets)[:20]!r})"
+            )
+        if length > self.limit:
+            raise self._too_large(f"answer of {length} bytes")
+
+    def add_raw(self, count: int) -> None:
+        self.raw += count
+        if self.raw > self.limit:
+            raise self._too_large("answer")
+        self.check_time()
+
+    def add(self, piece: bytes) -> None:
+        self.size += len(piece)
+        if self.size > self.limit:
+            raise self._too_large("decoded answer")
+        self.check_time()
+
+    def check_time(self) -> None:
+        if time.monotonic() > self.deadline:
+            raise deadline_error(self.method, self.path, self.timeout, self.status)
+
+    def error(self, what: str, kind: type[PiriodResponseError] = PiriodResponseError) -> PiriodResponseError:
+        return kind(
+            f"Piriod {self.method} {self.path}: {what}", status_code=self.status, method=self.method, path=self.path
+        )
+
+    def _too_large(self, what: str) -> PiriodResponseError:
+        return self.error(f"{what} exceeds the {self.limit}-byte limit (connection extra max_response_bytes)")
+
+
+class BodyDecoder:
+    """Undo ``Content-Encoding`` (identity, gzip or deflate) one bounded step at a time."""
+
+    def __init__(self, content_encoding: str | None, budget: BodyBudget) -> None:
+        self.budget = budget
+        codings = [c.strip().lower() for c in (content_encoding or "").split(",")]
+        codings = [c for c in codings if c and c != "identity"]
+        if len(codings) > 1:
+            raise budget.error(f"stacked Content-Encoding {', '.join(codings)!r} is refused")
+        self._coding = codings[0] if codings else None
+        if self._coding not in (None, "gzip", "x-gzip", "deflate"):
+            coding = redact(self._coding, budget.secrets)[:40]
+            raise budget.error(f"Content-Encoding {coding!r} is not supported (asked for {ACCEPT_ENCODING})")
+        self._inflater: zlib._Decompress | None = None
+        self._parts: list[bytes] = []
+
+    def feed(self, raw: bytes) -> None:
+        """Count ``raw`` and keep what it decodes to; raises once the deadline or the size cap is passed."""
+        self.budget.add_raw(len(raw))
+        for piece in (raw,) if self._coding is None else self._inflate(raw):
+            self.budget.add(piece)
+            self._parts.append(piece)
+
+    def finish(self) -> bytes:
+        """The whole decoded body; a compressed stream cut short is a (retried) decode error."""
+        if self._coding is not None and (self._inflater is None or not self._inflater.eof) and self.budget.raw:
+            raise self.budget.error(f"the {self._coding} body ends before its end marker", PiriodDecodeError)
+        return b"".join(self._parts)
+
+    def _inflate(self, data: bytes) -> Iterator[bytes]:
+        while True:
+            if self._inflater is None:
+                self._inflater = zlib.decompressobj(self._window_bits(data))
+            inflater = self._inflater
+            try:
+                piece = inflater.decompress(data, DECODE_STEP)
+            except zlib.error:
+                raise self.budget.error(f"the {self._coding} body is corrupt") from None
+            data = inflater.unconsumed_tail
+            if piece:
+                yield piece
+            if inflater.eof:
+                data = inflater.unused_data + data
+                if not data:
+                    return
+                if self._coding == "deflate" or not _GZIP_MAGIC.startswith(data[:2]):
+                    raise self.budget.error(f"data follows the end of the {self._coding} body")
+                self._inflater = None  # another gzip member
+                continue
+            if not data and len(piece) < DECODE_STEP:
+                return
+
+    def _window_bits(self, data: bytes) -> int:
+        if self._coding != "deflate":
+            return 16 + zlib.MAX_WBITS
+        # "deflate" is meant to be zlib-wrapped; some servers send raw deflate
+        zlib_wrapped = len(data) >= 2 and data[0] & 0x0F == 8 and (data[0] << 8 | data[1]) % 31 == 0
+        return zlib.MAX_WBITS if zlib_wrapped else -zlib.MAX_WBITS
 
 
 class Attempt:

@@ -1,9 +1,8 @@
 """One hook call: what a failed attempt was, whether to retry it, and what the task log says meanwhile.
 
-A call (``get_objects`` of 10,000 ids, a walk through a year of invoices) can make thousands of requests;
-its log says what a person on call needs: one warning when Piriod starts rate-limiting and a summary at
-most every 30 s while it lasts, the first retry of other failures (the rest at DEBUG), and for long reads
-a progress line at most every 30 s with the rate and the time to go.
+A call can make thousands of requests; its log says what a person on call needs: a warning when Piriod
+starts rate-limiting and a summary at most every 30 s while it lasts, the first retry of other failures
+(the rest at DEBUG), and for long reads a progress line at most every 30 s with the rate and time to go.
 """
 
 from __future__ import annotations
@@ -11,7 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import contextmanager
 from typing import Any
 
 from airflow_provider_piriod.connection import PiriodSettings, setup_problem
@@ -191,23 +190,17 @@ class Funnel:
     def _url(self, path: str) -> str:
         return f"{self.settings.base_url}{path}"
 
-    def _calling(self, what: str) -> AbstractContextManager[Call]:
-        return one_call(self.settings, self.log, what, self._retry_delay, self.tally)
-
-
-@contextmanager
-def one_call(
-    settings: PiriodSettings, log: Any, what: str, delay: Callable[[int, Exception], float], tally: Tally
-) -> Iterator[Call]:
-    """One hook call, sync or async: its bookkeeping (added to ``tally``), every error scrubbed on the way out."""
-    call = Call(settings, log, what, delay)
-    try:
-        yield call
-    except PiriodError as exc:
-        raise scrub(exc, settings.token) from exc.__cause__
-    finally:
-        call.finish()
-        tally.add(call)
+    @contextmanager
+    def _calling(self, what: str) -> Iterator[Call]:
+        """One hook call, sync or async: its bookkeeping (added to the tally), every error scrubbed on the way out."""
+        call = Call(self.settings, self.log, what, self._retry_delay)
+        try:
+            yield call
+        except PiriodError as exc:
+            raise scrub(exc, self.settings.token) from exc.__cause__
+        finally:
+            call.finish()
+            self.tally.add(call)
 
 
 # ----------------------------------------------------------------------------- what a failed attempt was

@@ -7,7 +7,6 @@ import http.client
 import re
 from typing import Any
 
-from airflow_provider_piriod.transport.bodies import repeated_length
 
 # RFC 9112 4: HTTP-version SP 3DIGIT SP reason-phrase (HTAB, SP, VCHAR, obs-text); the reason may be left out
 _STATUS_LINE = re.compile(rb"HTTP/1\.[0-9] [0-9]{3}(?: [\t\x20-\x7e\x80-\xff]*)?\r?\n")
@@ -17,6 +16,13 @@ MAX_HEAD_BYTES = 1 << 20
 _FIELD_LINE = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+:")
 # RFC 9112 7.1: chunk-size = 1*HEXDIG, then optional extensions (their content is not looked at)
 _CHUNK_SIZE_LINE = re.compile(rb"[0-9A-Fa-f]+[ \t]*(;[^\r\n]*)?\r?\n")
+
+
+def repeated_length(declared: str | None) -> int | None:
+    """A length, possibly repeated (``40, 40``, which RFC 9112 6.3 lets a client read as 40); else None."""
+    values = {value.strip() for value in (declared or "").split(",")}
+    value = values.pop() if len(values) == 1 else ""
+    return int(value) if value.isascii() and value.isdigit() else None
 
 
 class _HeadLines:

@@ -1,24 +1,17 @@
-"""Walking Piriod's list pages safely: which ``next`` links may be followed, and when a walk must stop.
+"""Walking Piriod's list pages: each object yielded once, and a walk that ends rather than reads without end.
 
-A ``next`` link is never sent as given: it is rebuilt from the configured origin plus the link's query,
-and only if it names the same host, port and the very path being listed. Anything a client could read
-differently from this code (backslashes, userinfo, control characters) is refused, so the token cannot
-be steered to another host or another resource.
+Which ``next`` links may be followed at all is a rule of Piriod's protocol (``protocol.follow_next``).
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from typing import Any
-from urllib.parse import parse_qsl, unquote_plus, urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 from airflow_provider_piriod.exceptions import PiriodResponseError
-from airflow_provider_piriod.protocol import check_object
-from airflow_provider_piriod.redaction import redact
+from airflow_provider_piriod.protocol import check_object, follow_next
 
-_UNSAFE_IN_URL = re.compile(r"[\x00-\x20\x7f\\]")
-MAX_LINK_CHARS = 4096
 #: pages a walk may read beyond what the first page's ``count`` allows (objects created meanwhile)
 EXTRA_PAGES = 5
 
@@ -28,43 +21,8 @@ def pages_for(count: int, page_size: int) -> int:
     return -(-count // page_size)
 
 
-def follow_next(link: Any, base_url: str, listed_path: str, secrets: str | Iterable[str] = ()) -> str:
-    """The URL to request for a ``next`` link: the configured origin + the listed path + the link's query."""
-    if not isinstance(link, str):
-        raise _refuse(listed_path, f"it is a JSON {type(link).__name__}, not a URL")
-    if len(link) > MAX_LINK_CHARS or _UNSAFE_IN_URL.search(link):
-        why = "it holds characters a URL cannot carry: whitespace, control characters or backslashes, or it is too long"
-        raise _refuse(listed_path, why)
-    if any(redact(form, secrets) != form for form in (link, unquote_plus(link))):  # %74%6F%6B... too
-        raise _refuse(listed_path, "it carries the API token, which must never travel in a URL")
-    base = urlsplit(base_url)
-    try:
-        target = urlsplit(link)
-        port, hostname = _port(target), target.hostname
-    except ValueError:
-        raise _refuse(listed_path, "it is not a valid URL") from None
-    if "@" in target.netloc:
-        raise _refuse(listed_path, "it carries user information")
-    same_host = (hostname or "").lower() == (base.hostname or "").lower()
-    https_echo = base.scheme == "https" and target.scheme == "http" and target.port in (None, base.port)
-    if not same_host or not ((target.scheme == base.scheme and port == _port(base)) or https_echo):
-        raise _refuse(listed_path, f"it points to another origin than {base.scheme}://{base.netloc}")
-    if target.path != listed_path:
-        raise _refuse(listed_path, "it points to another path than the list being read")
-    return f"{base.scheme}://{base.netloc}{listed_path}" + (f"?{target.query}" if target.query else "")
-
-
-def _refuse(path: str, why: str) -> PiriodResponseError:
-    why = f"refusing to follow 'next' ({why}); the token is only sent to the configured host, for the list being read"
-    return _error(path, why)
-
-
 def _error(path: str, what: str) -> PiriodResponseError:
     return PiriodResponseError(f"Piriod GET {path}: {what}", method="GET", path=path)
-
-
-def _port(parts: Any) -> int | None:
-    return parts.port or {"http": 80, "https": 443}.get(parts.scheme)
 
 
 class PageWalk:
@@ -76,8 +34,10 @@ class PageWalk:
     pages than ``count`` allows ends the walk with an error instead of requests without end.
     """
 
-    def __init__(self, base_url: str, resource_path: str, label: str, secrets: str | Iterable[str] = ()) -> None:
-        self.base_url, self.label, self.secrets = base_url, label, secrets
+    def __init__(
+        self, base_url: str, resource_path: str, label: str, secrets: str | Iterable[str] = (), call: Any = None
+    ) -> None:
+        self.base_url, self.label, self.secrets, self.call = base_url, label, secrets, call
         self.path = urlsplit(base_url).path + resource_path
         self.count: int | None = None
         self.gone: int | None = None  # a page number that answered 404 while pages were read in parallel
@@ -91,6 +51,8 @@ class PageWalk:
         self.count, page_size = page["count"], int(params["page_size"])
         per_page = max(1, min(page_size, len(page["results"]) or page_size))
         self.max_pages = pages_for(page["count"], per_page) + EXTRA_PAGES
+        if self.call is not None:  # the call's progress lines
+            self.call.expect(page["count"], self.max_pages - EXTRA_PAGES)
 
     def fresh(self, page: dict[str, Any]) -> list[dict[str, Any]]:
         """The objects of ``page`` not yielded before, after checking each is a JSON object."""
@@ -111,6 +73,8 @@ class PageWalk:
                 f"a page brought no {self.label} not already read but claims more pages; refusing to read without end"
             )
             raise _error(self.path, what)
+        if self.call is not None:
+            self.call.advance(len(new), pages=1)
         return new
 
     def next_url(self, page: dict[str, Any] | None) -> str | None:

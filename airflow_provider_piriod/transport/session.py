@@ -20,8 +20,7 @@ from airflow_provider_piriod import __version__
 from airflow_provider_piriod.connection import PiriodSettings
 from airflow_provider_piriod.exceptions import PiriodConfigError, PiriodError
 from airflow_provider_piriod.protocol import MAX_WORKERS
-from airflow_provider_piriod.transport.attempt import WATCHED_POOLS
-from airflow_provider_piriod.transport.bodies import ACCEPT_ENCODING
+from airflow_provider_piriod.transport.attempt import ACCEPT_ENCODING, WATCHED_POOLS
 
 
 class TokenAuth(requests.auth.AuthBase):

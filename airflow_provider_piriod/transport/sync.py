@@ -31,7 +31,7 @@ from airflow_provider_piriod.redaction import scrub
 from airflow_provider_piriod.resources import Resource
 from airflow_provider_piriod.transport import attempt
 from airflow_provider_piriod.transport.calls import Call, Funnel, may_have_acted
-from airflow_provider_piriod.transport.pages import EXTRA_PAGES, PageWalk, pages_for
+from airflow_provider_piriod.transport.pages import PageWalk, pages_for
 from airflow_provider_piriod.transport.session import Route, build_session
 from airflow_provider_piriod.transport.throttle import Throttle
 
@@ -119,12 +119,11 @@ class PiriodTransport(Funnel):
 
     def _walk(self, resource: Resource, params: dict[str, str], workers: int, call: Call) -> Iterator[dict[str, Any]]:
         _ = self._route  # built once here (with the session), not by racing worker threads
-        walk = PageWalk(self.settings.base_url, resource.path, resource.label, self.settings.token)
+        walk = PageWalk(self.settings.base_url, resource.path, resource.label, self.settings.token, call)
         url = self._url(resource.path)
         first = self._get_page(url, call, params)
         walk.first(first, params)
-        call.expect(first["count"], walk.max_pages - EXTRA_PAGES)
-        yield from self._fresh(walk, first, call)
+        yield from walk.fresh(first)
         page: dict[str, Any] | None = first  # None once a page read in parallel is gone
         if workers > 1 and first.get("next"):
             numbers = range(2, pages_for(first["count"], int(params["page_size"])) + 1)
@@ -134,7 +133,7 @@ class PiriodTransport(Funnel):
                         walk.gone = number
                         break
                     walk.mark_read({**params, "page": str(number)})
-                    new = self._fresh(walk, page, call)
+                    new = walk.fresh(page)
                     yield from new
                     if not new:  # the list ended before its count said (an inflated count reads no further)
                         break
@@ -143,16 +142,10 @@ class PiriodTransport(Funnel):
         # while pages were read in parallel (objects created meanwhile push items further)
         while next_url := walk.next_url(page):
             page = self._get_page(next_url, call)
-            yield from self._fresh(walk, page, call)
+            yield from walk.fresh(page)
         if walk.short_of_count():
             walk.confirm_shorter(self._get_page(url, call, {**params, "page_size": "1"})["count"], self.log)
         walk.report(self.log)
-
-    @staticmethod
-    def _fresh(walk: PageWalk, page: dict[str, Any], call: Call) -> list[dict[str, Any]]:
-        new = walk.fresh(page)
-        call.advance(len(new), pages=1)
-        return new
 
     def _pages_in_parallel(
         self, url: str, params: dict[str, str], numbers: range, workers: int, call: Call

@@ -10,18 +10,14 @@ from airflow_provider_piriod.protocol import MAX_WORKERS
 
 
 class Throttle:
-    """
-    Shared by every worker of one hook: how fast, and how many at once, requests may go out.
+    """Shared by every worker of one hook; a rate-limited Piriod sees the hook settle just under the rate it
+    allows, instead of every worker retrying into the limit.
 
     * A ``Retry-After`` pauses all workers, not just the one that was told.
-    * The number of requests in flight starts at 4 and grows by one per success (doubling every
-      round trip) up to ``max_workers``, as TCP slow start does. A 429 halves it (once per burst of
-      429s); from then on each success adds ``1/limit``, about one slot per round trip.
-    * A 429 also starts pacing: request starts are spaced at the rate Piriod accepted over the last
-      second; each success then shortens the gap by 1 % to find out whether more is allowed.
-
-    A rate-limited Piriod therefore sees the hook settle just under the rate it allows, instead of
-    every worker retrying into the limit.
+    * Requests in flight start at 4 and grow by one per success (doubling every round trip, as TCP slow start)
+      up to ``max_workers``. A 429 halves them (once per burst); then each success adds ``1/limit``.
+    * A 429 also starts pacing: starts are spaced at the rate Piriod accepted over the last second; each
+      success then shortens the gap by 1 % to find out whether more is allowed.
     """
 
     def __init__(self, ceiling: int = MAX_WORKERS, start: int = 4) -> None:

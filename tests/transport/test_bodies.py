@@ -10,7 +10,7 @@ import pytest
 
 from airflow_provider_piriod.exceptions import PiriodNetworkError, PiriodResponseError
 from airflow_provider_piriod.protocol import PiriodDecodeError
-from airflow_provider_piriod.transport.bodies import BodyBudget, BodyDecoder
+from airflow_provider_piriod.transport.attempt import BodyBudget, BodyDecoder
 
 
 def budget(limit=1 << 20, timeout=5.0):

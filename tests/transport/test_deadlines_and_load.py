@@ -79,7 +79,7 @@ def test_a_late_deadline_never_shuts_down_a_pooled_connection_another_thread_reu
     A's deadline. Nothing else is changed. Every step has a second or more to spare: A is answered 2 s into
     its 5 s deadline, B is answered 3.5 s after it arrived, so A's deadline passes in the middle of B's request
     and B still ends about 1.5 s before its own."""
-    from airflow_provider_piriod.transport import bodies
+    from airflow_provider_piriod.transport import attempt
 
     b_request_arrived = threading.Event()
 
@@ -98,7 +98,7 @@ def test_a_late_deadline_never_shuts_down_a_pooled_connection_another_thread_reu
     connect(monkeypatch, server, timeout=LATE_TIMEOUT, max_retries=0)
     hook = PiriodHook()
     a_in_window = threading.Event()
-    original_finish = bodies.BodyDecoder.finish
+    original_finish = attempt.BodyDecoder.finish
 
     def finish(self):
         if threading.current_thread().name == "attempt-A":
@@ -107,7 +107,7 @@ def test_a_late_deadline_never_shuts_down_a_pooled_connection_another_thread_reu
             time.sleep(LATE_TIMEOUT - LATE_A_DELAY + 1)  # past A's deadline while A is still inside its attempt
         return original_finish(self)
 
-    monkeypatch.setattr(bodies.BodyDecoder, "finish", finish)
+    monkeypatch.setattr(attempt.BodyDecoder, "finish", finish)
     results: dict[str, object] = {}
 
     def run(name, customer_id):

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from airflow_provider_piriod.exceptions import PiriodResponseError
-from airflow_provider_piriod.transport.pages import PageWalk, follow_next
+from airflow_provider_piriod.protocol import follow_next
+from airflow_provider_piriod.transport.pages import PageWalk
 
 BASE = "https://api.piriod.com"
 

@@ -217,7 +217,7 @@ def setup_problem(exc: BaseException, base_url: str) -> str | None:
     where = origin.netloc or "the API URL"
     causes = list(_causes(exc))
     proxy = _proxy_of(origin)
-    if proxy or any(type(cause).__name__ == "ProxyError" for cause in causes):  # requests', urllib3's, httpx's
+    if proxy or any(type(cause).__name__ == "ProxyError" for cause in causes):  # requests' or urllib3's
         if not any(_no_such_host(cause) or _plain_http(cause) for cause in causes):
             return None  # a proxy that refused or dropped the connection may be back on the next attempt
         return (

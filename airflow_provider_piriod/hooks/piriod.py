@@ -434,7 +434,7 @@ class PiriodHook(_PiriodHookBase):
 
 class PiriodAsyncHook(_PiriodHookBase):
     """
-    Async twin of :class:`PiriodHook` for triggers: httpx, never a blocking call.
+    Async twin of :class:`PiriodHook` for triggers: the same attempts in worker threads, never a blocking call.
 
     Same connection parsing, retry and backoff rules, deadline, size cap and typed errors as the
     sync hook; methods return the JSON Piriod sent. Use it as an async context manager::

@@ -1,9 +1,6 @@
-"""The async transport behind PiriodAsyncHook (triggers): the blocking attempt, in a worker thread.
-
-Each attempt is :func:`.attempt.send` over the hook's own urllib3 pools, run in a thread, so the event
-loop never blocks and both hooks read answers with the same code: one deadline per attempt, the same
-framing checks, size cap, page walker and typed, scrubbed errors.
-"""
+"""The async transport behind PiriodAsyncHook (triggers): each attempt is :func:`.attempt.send` over the hook's
+own urllib3 pools, in a worker thread, so the event loop never blocks and both hooks read answers with the same
+code: one deadline per attempt, the same framing checks, size cap, page walker and typed, scrubbed errors."""
 
 from __future__ import annotations
 
@@ -56,9 +53,8 @@ class AsyncPiriodTransport(Funnel):
     async def get_object(self, resource: Resource, object_id: str) -> dict[str, Any]:
         path = resource.object_path(object_id)
         with self._calling(resource.name) as call:
-            return check_requested_object(
-                await self._request_json(self._url(path), call), object_id, resource.label, path
-            )
+            data = await self._request_json(self._url(path), call)
+            return check_requested_object(data, object_id, resource.label, path)
 
     async def count(self, resource: Resource, params: Mapping[str, str]) -> int:
         with self._calling(resource.name) as call:

@@ -66,8 +66,7 @@ def send(route: Any, settings: PiriodSettings, method: str, url: str, params: An
                     method, path, exc, secrets, base_url=settings.base_url, conn_id=settings.conn_id
                 )
         if failure is not None:
-            # raised outside the except block: the client's exception (which may quote what the server sent,
-            # an echoed token too) is not kept as its __context__
+            # raised outside the except block: the client's exception (which may quote an echoed token) is no context
             raise sent_or_not(failure, attempt.sent)
         if attempt.expired:  # the watchdog cut the body short
             raise deadline_error(method, path, timeout, answer.status, request_sent=True)
@@ -254,8 +253,7 @@ def _answered(connection: Any) -> bool:
 
 
 def _shut(sock: Any) -> None:
-    # socket.socket.shutdown, not SSLSocket.shutdown: the TLS layer must stay intact for the reader,
-    # which then sees end-of-file and fails cleanly
+    # socket.socket.shutdown, not SSLSocket's: the TLS layer stays intact; the reader sees end-of-file
     if isinstance(sock, socket.socket):
         with suppress(OSError):
             socket.socket.shutdown(sock, socket.SHUT_RDWR)

@@ -60,11 +60,8 @@ class Call:
         self._next_progress = self.started + REPORT_EVERY
 
     def wait_after(self, exc: PiriodError, failures: int, throttles: int, pace: float | None = None) -> float:
-        """Seconds to wait before the next attempt of a request, or raise: the decision for both transports.
-
-        A 429 says "wait", not "failed": it does not spend ``max_retries``; the call waits it out until
-        nothing has got through for ``rate_limit_wait`` seconds. Everything else spends a retry.
-        """
+        """Seconds to wait before the next attempt of a request, or raise. A 429 says "wait", not "failed": it
+        spends no retry; the call waits until nothing has got through for ``rate_limit_wait`` seconds."""
         if isinstance(exc, PiriodRateLimitError):
             # a Retry-After of 0 (or in the past) must not turn a long throttle into a hot loop
             floor = self._delay(throttles - 1, _NO_ADVICE) / 10 if throttles > 1 else 0.0
@@ -101,12 +98,12 @@ class Call:
         if answered:  # the set-up works: a corrupted or cut answer, retried like any network failure
             return exc.as_network_error or exc
         if seen >= 2:
-            raise _with_note(exc, f"{seen} attempts failed the same way, not retried further: a retry cannot help")
+            raise _amended(
+                exc, f"{seen} attempts failed the same way, not retried further: a retry cannot help", inside=True
+            )
         if failures > self.max_retries:
-            raise _with_note(exc, f"1 attempt, max_retries = {self.max_retries}")
-        self.log.warning(
-            "Piriod request failed (%s); trying once more to tell a set-up error from a transient one", exc
-        )
+            raise _amended(exc, f"1 attempt, max_retries = {self.max_retries}", inside=True)
+        self.log.warning("Piriod request failed (%s); trying once more to tell a set-up error from a glitch", exc)
         return None
 
     def _rate_limited(self, exc: PiriodRateLimitError, delay: float, pace: float | None) -> None:
@@ -247,17 +244,11 @@ def may_have_acted(exc: PiriodError) -> bool:
     return status is None or not 400 <= status < 500
 
 
-def _amended(exc: PiriodError, text: str) -> PiriodError:
-    """``exc`` with ``text`` added to the end of its message."""
-    if exc.args and isinstance(exc.args[0], str):
-        exc.args = (exc.args[0] + text, *exc.args[1:])
-    return exc
-
-
-def _with_note(exc: PiriodError, note: str) -> PiriodError:
-    """``exc`` with ``note`` added inside the closing ``(... connection ...)`` of a set-up error's message."""
-    if exc.args and isinstance(exc.args[0], str) and exc.args[0].endswith(")"):
-        exc.args = (f"{exc.args[0][:-1]}: {note})", *exc.args[1:])
+def _amended(exc: PiriodError, text: str, *, inside: bool = False) -> PiriodError:
+    """``exc`` with ``text`` added to its message: at its end, or inside a set-up error's closing ``(...)``."""
+    message = exc.args[0] if exc.args and isinstance(exc.args[0], str) else None
+    if message is not None and (not inside or message.endswith(")")):
+        exc.args = (f"{message[:-1]}: {text})" if inside else message + text, *exc.args[1:])
     return exc
 
 

@@ -83,14 +83,10 @@ def _line_problem(lines: list[bytes]) -> str | None:
 
 
 class CheckedResponse(http.client.HTTPResponse):
-    """http.client's answer, refused where http.client would guess, and never reused where framing is unsure.
-
-    Refused: a header line that is not ``name: value`` (http.client ends the headers there and loses the
-    ``Content-Length`` after it), a bare CR or a NUL in a line, a transfer coding other than plain
-    ``chunked``, chunks beside a ``Content-Length``, a status line http.client would read leniently. A length
-    repeated (``40, 40``) frames the body. Interim 102/103 answers are skipped. After a 101, an HTTP/1.0 answer
-    framed by chunks, or a 204/304 that declares a body, the connection is closed, not reused.
-    """
+    """http.client's answer, refused where http.client would guess: a status line it reads leniently, a header
+    line that is not ``name: value`` (it would end the headers there), a bare CR or NUL, a transfer coding other
+    than ``chunked``, chunks beside a ``Content-Length``. ``40, 40`` frames 40 bytes; 102/103 are skipped. After
+    a 101, an HTTP/1.0 answer in chunks, or a 204/304 declaring a body, the connection is not reused."""
 
     def begin(self) -> None:
         if self.headers is not None:

@@ -28,10 +28,9 @@ def _error(path: str, what: str) -> PiriodResponseError:
 class PageWalk:
     """Bookkeeping of one list read: ids already yielded, pages already read, and how many pages may come.
 
-    Piriod pages by offset, so an object created during a scan shifts later pages and repeats an item;
-    repeats are skipped (and counted) so every object is yielded once. A page that brings nothing new while
-    claiming more, a ``next`` back to a page already read (whatever its fragment or parameter order), or more
-    pages than ``count`` allows ends the walk with an error instead of requests without end.
+    Piriod pages by offset, so an object created during a scan repeats an item on a later page: repeats are
+    skipped (and counted). A page that brings nothing new while claiming more, a ``next`` back to a page already
+    read (whatever its fragment or parameter order), or more pages than ``count`` allows ends the walk.
     """
 
     def __init__(

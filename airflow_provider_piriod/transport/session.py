@@ -1,8 +1,6 @@
-"""The settings in effect for one hook's requests: headers, token, proxy and CA bundle, read once.
-
-The hook's ``requests.Session`` (what ``get_conn()`` returns) holds them, as users of Airflow hooks expect;
-requests go out through urllib3 (:class:`Route`), whose pools are built from that session the first time
-a request is sent, to the configured origin only.
+"""The settings in effect for one hook's requests: headers, token, proxy and CA bundle, read once, held by the
+``requests.Session`` that ``get_conn()`` returns (as users of Airflow hooks expect); requests go out through
+urllib3 pools built from that session as the first request is sent (:class:`Route`), to the configured origin only.
 """
 
 from __future__ import annotations
@@ -57,9 +55,7 @@ def build_session(settings: PiriodSettings) -> requests.Session:
 
 class Route:
     """Where a hook's requests go: urllib3's pools for the configured origin, or its proxy; nowhere else.
-
-    Built from the session once, as the first request goes out: its headers are merged and checked once.
-    """
+    Built from the session once, as the first request goes out: its headers are merged and checked once."""
 
     def __init__(self, settings: PiriodSettings, session: requests.Session) -> None:
         origin = urlsplit(settings.base_url)

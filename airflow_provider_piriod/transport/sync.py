@@ -100,18 +100,12 @@ class PiriodTransport(Funnel):
         with self._calling(resource.name) as call:
             yield from self._walk(resource, params, workers, call)
 
-    def get_json(self, path: str, params: Mapping[str, str] | None = None) -> Any:
-        """The JSON of any GET on the configured host (a path), through the same funnel."""
-        with self._calling(path) as call:
-            return self._request_json(self._url(path), call, params)
-
     def write(self, method: str, path: str, body: bytes | None, what: str, *, once: bool | None = None) -> Any:
         """One write through the same funnel; its JSON answer, or None for an empty 2xx (a DELETE's 204).
 
-        PATCH, PUT and DELETE set a state and are retried like reads. A POST (a create, an action), or any
-        write sent with ``once`` (an action that is a DELETE, such as a subscription's cancel), is retried
-        only if it never left whole or was refused (429); one that left and got no usable answer raises
-        :class:`PiriodAmbiguousWriteError` at once, since resending it could do it twice.
+        PATCH, PUT and DELETE are retried like reads. A POST, or a write sent ``once`` (a subscription's cancel,
+        a DELETE), is retried only if it never left whole or was refused (429); one that left and got no usable
+        answer raises :class:`PiriodAmbiguousWriteError` at once: resending it could do it twice.
         """
         with self._calling(what) as call:
             once = method == "POST" if once is None else once
@@ -126,8 +120,15 @@ class PiriodTransport(Funnel):
         yield from walk.fresh(first)
         page: dict[str, Any] | None = first  # None once a page read in parallel is gone
         if workers > 1 and first.get("next"):
+
+            def fetch(number: int) -> dict[str, Any] | None:  # None for a page that is gone (404)
+                try:
+                    return self._get_page(url, call, {**params, "page": str(number)})
+                except PiriodNotFoundError:
+                    return None
+
             numbers = range(2, pages_for(first["count"], int(params["page_size"])) + 1)
-            with closing(self._pages_in_parallel(url, params, numbers, workers, call)) as pages:
+            with closing(bounded_map(fetch, numbers, workers, "piriod-pages", call.stopped)) as pages:
                 for number, page in zip(numbers, pages, strict=False):
                     if page is None:  # 404: the list got shorter, or the check below refuses it
                         walk.gone = number
@@ -138,27 +139,13 @@ class PiriodTransport(Funnel):
                     if not new:  # the list ended before its count said (an inflated count reads no further)
                         break
             call.stopped.clear()  # pages left unread on purpose: the requests that follow may retry again
-        # follow `next` from the last page read: every page when sequential, or any that appeared
-        # while pages were read in parallel (objects created meanwhile push items further)
+        # `next` from the last page read: every page when sequential, else any pushed further while reading
         while next_url := walk.next_url(page):
             page = self._get_page(next_url, call)
             yield from walk.fresh(page)
         if walk.short_of_count():
             walk.confirm_shorter(self._get_page(url, call, {**params, "page_size": "1"})["count"], self.log)
         walk.report(self.log)
-
-    def _pages_in_parallel(
-        self, url: str, params: dict[str, str], numbers: range, workers: int, call: Call
-    ) -> Generator[dict[str, Any] | None, None, None]:
-        """Pages ``numbers`` fetched ``workers`` at a time, in order; None for a page that is gone (404)."""
-
-        def fetch(number: int) -> dict[str, Any] | None:
-            try:
-                return self._get_page(url, call, {**params, "page": str(number)})
-            except PiriodNotFoundError:
-                return None
-
-        return bounded_map(fetch, numbers, workers, "piriod-pages", call.stopped)
 
     def _get_object(self, resource: Resource, object_id: str, call: Call) -> dict[str, Any]:
         path = resource.object_path(object_id)
@@ -231,11 +218,8 @@ class PiriodTransport(Funnel):
 def bounded_map(
     fn: Callable[[T], R], items: Iterable[T], workers: int, name: str, stop: threading.Event | None = None
 ) -> Generator[R, None, None]:
-    """``fn`` over ``items`` in order, ``workers`` at a time, with at most ``2 * workers`` submitted ahead.
-
-    The window is what makes "the first failure stops the rest" true: nothing beyond it is sent, what is
-    queued in it is cancelled, and ``stop`` is set so requests waiting to retry give up.
-    """
+    """``fn`` over ``items`` in order, ``workers`` at a time, at most ``2 * workers`` ahead: so the first failure
+    stops the rest (nothing beyond the window is sent, what is queued is cancelled, and ``stop`` is set)."""
     if workers == 1:
         yield from map(fn, items)
         return

@@ -42,7 +42,9 @@ def redact(text: str, secrets: str | Iterable[str]) -> str:
 def _without(secret: str, text: str) -> str:
     """``text`` with each run of ``secret``'s characters (the whole secret, if it is short) made ``***``."""
     lowered = text.lower()
-    if len(secret) < MIN_PIECE or len(lowered) != len(text):  # short, or text whose lower case changes length
+    if len(lowered) != len(text):  # a character whose lower case is longer ("İ"): the others lowered one by one
+        lowered = "".join(c.lower() if len(c.lower()) == 1 else c for c in text)
+    if len(secret) < MIN_PIECE:
         return re.sub(re.escape(secret), REDACTED, text, flags=re.IGNORECASE) if secret in lowered else text
     pieces = {secret[i : i + MIN_PIECE] for i in range(len(secret) - MIN_PIECE + 1)}
     if not any(piece in lowered for piece in pieces):

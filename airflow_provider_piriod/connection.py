@@ -2,7 +2,9 @@
 
 Parsing is strict and happens before any request: a missing token or workspace, a host that is
 not a URL, plain http to a non-loopback host, or an extra like ``test_mode=maybe`` is refused
-with a :class:`~airflow_provider_piriod.exceptions.PiriodConfigError` naming the field.
+with a :class:`~airflow_provider_piriod.exceptions.PiriodConfigError` naming the field. A connection
+that parsed but cannot work (a refused certificate, plain http addressed as https, a host or proxy that
+does not resolve) is recognised from the failure by :func:`setup_problem`, which says what to fix.
 """
 
 from __future__ import annotations
@@ -228,7 +230,7 @@ def setup_problem(exc: BaseException, base_url: str) -> str | None:
         if isinstance(cause, ssl.SSLCertVerificationError):
             return (
                 f"the TLS certificate of {where} was not accepted ({cause.verify_message or cause.reason}); "
-                "check the API URL's host name, or point REQUESTS_CA_BUNDLE / SSL_CERT_FILE at your CA bundle"
+                "check the API URL's host name, or point REQUESTS_CA_BUNDLE (or CURL_CA_BUNDLE) at your CA bundle"
             )
         if _plain_http(cause):
             return _plain_http_hint(origin, where)

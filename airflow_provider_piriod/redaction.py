@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 from airflow_provider_piriod.exceptions import PiriodError, PiriodValidationError
 
@@ -32,8 +32,21 @@ def secrets_of(secrets: str | Iterable[str]) -> tuple[str, ...]:
 
 def redact(text: str, secrets: str | Iterable[str]) -> str:
     """``text`` with every secret (and its percent-encoded form) replaced by ``***``, in any letter case, and
-    so is every run of ``MIN_PIECE`` or more of its characters (``Invalid token 'tok_4f1c...'``)."""
-    for secret in secrets_of(secrets):
+    so is every run of ``MIN_PIECE`` or more of its characters (``Invalid token 'tok_4f1c...'``). A secret
+    spelled in percent escapes (``%74ok_...``, even escaped twice) is found too: the text is then given decoded."""
+    secrets = secrets_of(secrets)
+    decoded = text
+    for _ in range(2):
+        if "%" not in decoded:
+            break
+        decoded = unquote(decoded)
+        if (found := _redacted(decoded, secrets)) != decoded:
+            return found
+    return _redacted(text, secrets)
+
+
+def _redacted(text: str, secrets: tuple[str, ...]) -> str:
+    for secret in secrets:
         for form in {secret, quote(secret, safe="")}:
             text = _without(form.lower(), text)
     return text
@@ -72,7 +85,8 @@ def snippet(body: bytes, secrets: str | Iterable[str] = ()) -> str:
     """The start of a body as one line of text; the token is cut out before the text is cut short."""
     secrets = secrets_of(secrets)
     window = body[: SNIPPET_CHARS * 8]
-    text = redact(" ".join(window.decode("utf-8", "replace").split()), secrets)
+    # NULs dropped first: a UTF-16 page would spell an echoed token "t\0o\0k..." past the redaction
+    text = redact(" ".join(window.decode("utf-8", "replace").replace("\0", "").split()), secrets)
     if len(window) < len(body):  # the window may end inside a token: drop a token's length from its end
         text = text[: max(0, len(text) - max(map(len, secrets), default=0))]
     return text[:SNIPPET_CHARS]

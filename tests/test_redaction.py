@@ -19,8 +19,10 @@ TOKEN = "tok_4f1c9a0b77e2d3c85e6f1a2b"
         (f"İ Invalid token '{TOKEN[:12]}...'", "İ Invalid token '***...'"),
         (f"{TOKEN[:7]} and {TOKEN[8:15]}", f"{TOKEN[:7]} and {TOKEN[8:15]}"),  # shorter runs are no secret
         ("customer cus_123 not found", "customer cus_123 not found"),
+        ("".join(f"%{ord(c):02X}" for c in TOKEN), "***"),  # percent-encoded: the text is given decoded
+        ("since=2024-01-01T00%3A00 " + "%25" * 3000, "since=2024-01-01T00%3A00 " + "%25" * 3000),  # left as is
     ],
-    ids=["whole", "prefix", "prefix in capitals", "dotted capital I", "short runs", "no token"],
+    ids=["whole", "prefix", "prefix in capitals", "dotted capital I", "short runs", "no token", "escaped", "no secret"],
 )
 def test_the_token_and_any_run_of_8_of_its_characters_are_redacted(text, expected):
     assert redact(text, TOKEN) == expected

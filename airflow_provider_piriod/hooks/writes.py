@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import threading
+import time
 import unicodedata
 import uuid
 from collections.abc import Collection, Mapping
@@ -150,6 +151,8 @@ class Writer:
                     raise
                 self.log.warning("%s; looking the %s up by its write key", exc, resource.label)
                 found = self.resolve(resource, key, exc)
+                if found is None and self.settled(exc, resource.label):
+                    found = self.resolve(resource, key, exc)
                 if found is not None:
                     return found
                 continue  # not there: Piriod did not create it, so sending it again is safe
@@ -157,6 +160,17 @@ class Writer:
                 return created
             return self.find_created(resource, key, created)
         raise AssertionError("unreachable")  # the loop returns or raises
+
+    def settled(self, ambiguity: PiriodAmbiguousWriteError, label: str) -> bool:
+        """After a write that got no answer at all, Piriod may still be carrying it out: a look made now could
+        miss it. Wait as long again as the answer was waited for, then look again (True). A write Piriod
+        answered (a 5xx, an unusable 2xx) had been dealt with: no wait (False)."""
+        if ambiguity.status_code is not None:
+            return False
+        wait = self.settings.timeout
+        self.log.info("Not seen yet; Piriod may still be working on it: looking at the %s again in %g s", label, wait)
+        time.sleep(wait)
+        return True
 
     def find_earlier_create(self, resource: Resource, key: str) -> dict[str, Any] | None:
         """Before a retried task sends: its earlier try may have made the object. A lookup that cannot tell
@@ -318,6 +332,8 @@ class Writer:
                     raise
                 self.log.warning("%s; reading the %s's status back", exc, resource.label)
                 current, ambiguity = self.read_back(resource, object_id, exc), exc
+                if not has_status(current, action.done) and self.settled(exc, resource.label):
+                    current = self.read_back(resource, object_id, exc)
                 continue
             if is_object(answer, object_id) and has_status(answer, action.done):
                 return answer, sent

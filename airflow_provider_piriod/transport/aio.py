@@ -1,31 +1,25 @@
 """The async transport behind PiriodAsyncHook (triggers): each attempt is :func:`.attempt.send` over the hook's
-own urllib3 pools, in a worker thread, so the event loop never blocks and both hooks read answers with the same
+own urllib3 pools, in a thread of its own, so the event loop never blocks and both hooks read answers with the same
 code: one deadline per attempt, the same framing checks, size cap, page walker and typed, scrubbed errors."""
 
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import AsyncIterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
-from functools import cache
+from contextlib import suppress
 from typing import Any
 from urllib.parse import urlsplit
 
 from airflow_provider_piriod.connection import PiriodSettings
 from airflow_provider_piriod.exceptions import PiriodConnectionSetupError, PiriodRateLimitError
-from airflow_provider_piriod.protocol import MAX_WORKERS, TRANSIENT_ERRORS, check_page, check_requested_object
+from airflow_provider_piriod.protocol import TRANSIENT_ERRORS, check_page, check_requested_object
 from airflow_provider_piriod.redaction import scrub
 from airflow_provider_piriod.resources import Resource
 from airflow_provider_piriod.transport import attempt
 from airflow_provider_piriod.transport.calls import Call, Funnel
 from airflow_provider_piriod.transport.pages import PageWalk
 from airflow_provider_piriod.transport.session import Route, build_session
-
-
-@cache
-def _threads() -> ThreadPoolExecutor:
-    """The threads every async transport's attempts run in; its own, so they never wait behind the loop's."""
-    return ThreadPoolExecutor(max_workers=MAX_WORKERS, thread_name_prefix="piriod-async")
 
 
 class AsyncPiriodTransport(Funnel):
@@ -42,7 +36,7 @@ class AsyncPiriodTransport(Funnel):
 
     async def __aenter__(self) -> AsyncPiriodTransport:
         # the environment's proxy and the CA bundle are read here: file reads, off the loop
-        self._route = await self._in_thread(lambda: Route(self.settings, build_session(self.settings)))
+        self._route = await asyncio.to_thread(lambda: Route(self.settings, build_session(self.settings)))
         return self
 
     async def __aexit__(self, *exc_info: Any) -> None:
@@ -89,7 +83,7 @@ class AsyncPiriodTransport(Funnel):
         while True:
             try:
                 call.sending()
-                result = await self._in_thread(lambda: attempt.send(route, self.settings, "GET", url, params, None))
+                result = await self._attempt(route, url, params)
             except (*TRANSIENT_ERRORS, PiriodConnectionSetupError) as exc:
                 scrub(exc, self.settings.token)  # it is about to be logged
                 throttled = isinstance(exc, PiriodRateLimitError)
@@ -99,6 +93,40 @@ class AsyncPiriodTransport(Funnel):
                 call.succeeded()
                 return result
 
-    @staticmethod
-    async def _in_thread(work: Any) -> Any:
-        return await asyncio.get_running_loop().run_in_executor(_threads(), work)
+    async def _attempt(self, route: Route, url: str, params: Mapping[str, str] | None) -> Any:
+        """One attempt, in a daemon thread of its own (a stalled one holds back no other call, nor the process's
+        exit); when the coroutine awaiting it is cancelled, the attempt ends at once."""
+        loop = asyncio.get_running_loop()
+        answer: asyncio.Future[Any] = loop.create_future()
+        cancelled, runs = threading.Event(), []
+
+        def started(run: attempt.Attempt) -> None:
+            runs.append(run)
+            if cancelled.is_set():
+                run.cancel()
+
+        def settle(result: Any, error: Exception | None) -> None:
+            if answer.done():
+                return
+            if error is not None:
+                answer.set_exception(error)
+            else:
+                answer.set_result(result)
+
+        def work() -> None:
+            result, error = None, None
+            try:
+                result = attempt.send(route, self.settings, "GET", url, params, None, started=started)
+            except Exception as exc:
+                error = exc
+            with suppress(RuntimeError):  # the loop is closed: nobody waits for the answer
+                loop.call_soon_threadsafe(settle, result, error)
+
+        threading.Thread(target=work, name="piriod-async", daemon=True).start()
+        try:
+            return await answer
+        except asyncio.CancelledError:
+            cancelled.set()
+            for run in runs:
+                run.cancel()
+            raise

@@ -43,13 +43,17 @@ _CLIENT_ERRORS = (urllib3.exceptions.HTTPError, OSError, ValueError)
 _LOCK = threading.Lock()  # who owns which connection, and shutting their sockets down
 
 
-def send(route: Any, settings: PiriodSettings, method: str, url: str, params: Any, payload: bytes | None) -> Any:
+def send(
+    route: Any, settings: PiriodSettings, method: str, url: str, params: Any, payload: bytes | None, started: Any = None
+) -> Any:
     """One attempt on ``route`` (a :class:`~.session.Route`): the answer's JSON (None for an empty 2xx write),
-    or a typed error, marked with whether the request had left whole."""
+    or a typed error, marked with whether the request had left whole. ``started`` is told the :class:`Attempt`."""
     path, timeout, secrets = urlsplit(url).path, settings.timeout, settings.token
     headers = {} if payload is None else {"Content-Type": "application/json"}
     failure: PiriodError | None = None
     with Attempt(time.monotonic() + timeout) as attempt:
+        if started is not None:
+            started(attempt)
         try:
             answer = route.open(method, _with_query(url, params), payload, headers, timeout)
             try:
@@ -227,6 +231,10 @@ class Attempt:
         _current.attempt = None
         _WATCHDOG.disarm(self)
 
+    def cancel(self) -> None:
+        """End the attempt now, as if its deadline had passed: nobody waits for its answer any more."""
+        _WATCHDOG.arm(self, time.monotonic())
+
     def join(self, connection: Any) -> None:
         """``connection`` works for this attempt from now on (a new one, or one taken from the pool)."""
         with _LOCK:
@@ -268,8 +276,10 @@ class _Watchdog:
         self._order = itertools.count()
         self._thread: threading.Thread | None = None
 
-    def arm(self, attempt: Attempt) -> None:
+    def arm(self, attempt: Attempt, when: float | None = None) -> None:
         with self._ready:
+            if when is not None and attempt.deadline != float("-inf"):  # brought forward, unless already done
+                attempt.deadline = min(attempt.deadline, when)
             heapq.heappush(self._heap, (attempt.deadline, next(self._order), attempt))
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._run, name="piriod-deadlines", daemon=True)

@@ -65,7 +65,7 @@ def _line_problem(lines: list[bytes]) -> str | None:
     status_next = True  # each block starts with its status line
     field_before = False  # a folded line continues the field before it: the first line of a block cannot fold
     for raw in lines:
-        line = raw.rstrip(b"\r\n")
+        line = raw.removesuffix(b"\n").removesuffix(b"\r")  # the line end only: a CR before it is a bare CR
         folded = line[:1] in (b" ", b"\t")
         if status_next:
             if not _STATUS_LINE.fullmatch(raw):  # http.client reads "+200", "2_00" or "HTTP/1.1x" as 200, HTTP/1.1

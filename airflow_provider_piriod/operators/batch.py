@@ -10,9 +10,9 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from typing import Any, TypeVar
 
+from airflow_provider_piriod.concurrency import bounded_map
 from airflow_provider_piriod.exceptions import PiriodValidationError
 
 T = TypeVar("T")
@@ -75,16 +75,5 @@ def run_each(
             outcome = refused(item, exc)
         progress.record(outcome)
 
-    if workers <= 1 or len(items) <= 1:
-        for item in items:
-            one(item)
-        return
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="piriod-write") as pool:
-        futures = [pool.submit(one, item) for item in items]
-        wait(futures, return_when=FIRST_EXCEPTION)
-        failed = next((f for f in futures if f.done() and not f.cancelled() and f.exception()), None)
-        if failed is not None:
-            for future in futures:
-                future.cancel()  # not started yet: never sent
-            wait(futures)
-            raise failed.exception()  # type: ignore[misc]
+    for _ in bounded_map(one, items, workers, "piriod-write"):  # the first error raised stops the rest
+        pass

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Iterable, Mapping, Sequence
+from contextlib import closing
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -249,13 +250,13 @@ class PiriodUpsertOperator(_PiriodWriteOperator):
 
     def _lookups(self, values: list[str], match_on: str) -> Iterable[dict[str, Any]]:
         """The objects each value's filtered lookup lists, ``max_workers`` lookups at a time."""
-        from concurrent.futures import ThreadPoolExecutor
+        from airflow_provider_piriod.concurrency import bounded_map
 
         def lookup(value: str) -> list[dict[str, Any]]:
             return list(self.hook.iter_object_json(self.resource, {match_filter(match_on): value}, page_size=100))
 
-        with ThreadPoolExecutor(max_workers=self.max_workers, thread_name_prefix="piriod-lookup") as pool:
-            for matches in pool.map(lookup, values):
+        with closing(bounded_map(lookup, values, self.max_workers, "piriod-lookup")) as lookups:
+            for matches in lookups:
                 yield from matches
 
     def _key_prefix(self) -> tuple[str, ...]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import AsyncIterator, Mapping
-from contextlib import suppress
+from concurrent.futures import Future
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -96,8 +96,7 @@ class AsyncPiriodTransport(Funnel):
     async def _attempt(self, route: Route, url: str, params: Mapping[str, str] | None) -> Any:
         """One attempt, in a daemon thread of its own (a stalled one holds back no other call, nor the process's
         exit); when the coroutine awaiting it is cancelled, the attempt ends at once."""
-        loop = asyncio.get_running_loop()
-        answer: asyncio.Future[Any] = loop.create_future()
+        answer: Future[Any] = Future()
         cancelled, runs = threading.Event(), []
 
         def started(run: attempt.Attempt) -> None:
@@ -105,26 +104,16 @@ class AsyncPiriodTransport(Funnel):
             if cancelled.is_set():
                 run.cancel()
 
-        def settle(result: Any, error: Exception | None) -> None:
-            if answer.done():
-                return
-            if error is not None:
-                answer.set_exception(error)
-            else:
-                answer.set_result(result)
-
         def work() -> None:
-            result, error = None, None
-            try:
-                result = attempt.send(route, self.settings, "GET", url, params, None, started=started)
-            except Exception as exc:
-                error = exc
-            with suppress(RuntimeError):  # the loop is closed: nobody waits for the answer
-                loop.call_soon_threadsafe(settle, result, error)
+            if answer.set_running_or_notify_cancel():  # else cancelled before it began
+                try:
+                    answer.set_result(attempt.send(route, self.settings, "GET", url, params, None, started=started))
+                except Exception as exc:
+                    answer.set_exception(exc)
 
         threading.Thread(target=work, name="piriod-async", daemon=True).start()
         try:
-            return await answer
+            return await asyncio.wrap_future(answer)
         except asyncio.CancelledError:
             cancelled.set()
             for run in runs:

@@ -15,28 +15,31 @@ import threading
 import time
 import weakref
 import zlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import suppress
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlsplit
 
 import urllib3
 from urllib3 import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.connection import HTTPConnection, HTTPSConnection
 
 from airflow_provider_piriod.connection import PiriodSettings
-from airflow_provider_piriod.exceptions import PiriodError, PiriodResponseError
+from airflow_provider_piriod.exceptions import (
+    PiriodConnectionSetupError,
+    PiriodError,
+    PiriodNetworkError,
+    PiriodResponseError,
+)
 from airflow_provider_piriod.protocol import PiriodDecodeError, answer_json
 from airflow_provider_piriod.redaction import redact
-from airflow_provider_piriod.transport.calls import deadline_error, network_error, sent_or_not
+from airflow_provider_piriod.transport.calls import deadline_error, network_error
 from airflow_provider_piriod.transport.framing import CheckedResponse, repeated_length
 
-READ_STEP = 64 * 1024
 #: the encodings requests ask for (``Accept-Encoding``) and BodyDecoder undoes
 ACCEPT_ENCODING = "gzip, deflate"
-#: largest piece of decoded output produced at once, so the size cap is checked as output grows
-DECODE_STEP = 64 * 1024
-_GZIP_MAGIC = b"\x1f\x8b"
+#: most raw bytes read, and decoded bytes produced, at once: the size cap is checked as a body grows
+STEP = 64 * 1024
 #: how often an expired attempt looks again for a socket still being connected
 _RECHECK = 0.02
 _CLIENT_ERRORS = (urllib3.exceptions.HTTPError, OSError, ValueError)
@@ -55,7 +58,7 @@ def send(
         if started is not None:
             started(attempt)
         try:
-            answer = route.open(method, _with_query(url, params), payload, headers, timeout)
+            answer = route.open(method, url, payload, headers, timeout, params)
             try:
                 body = _read_body(answer, settings, method, path, attempt.deadline)
             finally:
@@ -71,7 +74,10 @@ def send(
                 )
         if failure is not None:
             # raised outside the except block: the client's exception (which may quote an echoed token) is no context
-            raise sent_or_not(failure, attempt.sent)
+            network = failure.as_network_error if isinstance(failure, PiriodConnectionSetupError) else failure
+            if isinstance(network, PiriodNetworkError):
+                network.request_sent = attempt.sent  # whether Piriod may have acted on it
+            raise failure
         if attempt.expired:  # the watchdog cut the body short
             raise deadline_error(method, path, timeout, answer.status, request_sent=True)
     if not body and method != "GET" and 200 <= answer.status < 300:
@@ -85,7 +91,7 @@ def _read_body(answer: Any, settings: PiriodSettings, method: str, path: str, de
     budget = BodyBudget(limit=settings.max_response_bytes, timeout=settings.timeout, deadline=deadline, **where)
     budget.check_declared(answer.headers.get("Content-Length"))
     decoder = BodyDecoder(answer.headers.get("Content-Encoding"), budget)
-    while chunk := answer.read1(READ_STEP, decode_content=False):  # what has arrived, never waits for more
+    while chunk := answer.read1(STEP, decode_content=False):  # what has arrived, never waits for more
         decoder.feed(chunk)  # counted and checked against the deadline
     return decoder.finish()
 
@@ -95,11 +101,6 @@ def _finish(answer: Any) -> None:
     if not answer.isclosed():
         answer.close()  # closes the connection too: what is left of the body must not reach the next request
     answer.release_conn()
-
-
-def _with_query(url: str, params: Mapping[str, str] | None) -> str:
-    """``url`` with ``params`` added to its query, encoded as requests encodes them."""
-    return f"{url}{'&' if '?' in url else '?'}{urlencode(params)}" if params else url
 
 
 class BodyBudget:
@@ -185,7 +186,7 @@ class BodyDecoder:
                 self._inflater = zlib.decompressobj(self._window_bits(data))
             inflater = self._inflater
             try:
-                piece = inflater.decompress(data, DECODE_STEP)
+                piece = inflater.decompress(data, STEP)
             except zlib.error:
                 raise self.budget.error(f"the {self._coding} body is corrupt") from None
             data = inflater.unconsumed_tail
@@ -195,11 +196,11 @@ class BodyDecoder:
                 data = inflater.unused_data + data
                 if not data:
                     return
-                if self._coding == "deflate" or not _GZIP_MAGIC.startswith(data[:2]):
+                if self._coding == "deflate" or not b"\x1f\x8b".startswith(data[:2]):
                     raise self.budget.error(f"data follows the end of the {self._coding} body")
                 self._inflater = None  # another gzip member
                 continue
-            if not data and len(piece) < DECODE_STEP:
+            if not data and len(piece) < STEP:
                 return
 
     def _window_bits(self, data: bytes) -> int:

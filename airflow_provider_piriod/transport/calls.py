@@ -226,14 +226,6 @@ def deadline_error(
     return PiriodNetworkError(what, request_sent=request_sent, status_code=status, method=method, path=path)
 
 
-def sent_or_not(error: PiriodError, sent: bool) -> PiriodError:
-    """``error`` marked with whether the whole request had left when its attempt failed."""
-    network = error.as_network_error if isinstance(error, PiriodConnectionSetupError) else error
-    if isinstance(network, PiriodNetworkError):
-        network.request_sent = sent
-    return error
-
-
 def may_have_acted(exc: PiriodError) -> bool:
     """Whether Piriod may have carried out a request that failed this way: it left, and no refusal came back."""
     if isinstance(exc, PiriodNetworkError):

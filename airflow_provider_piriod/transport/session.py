@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import ssl
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 import requests
 import urllib3
@@ -66,8 +66,11 @@ class Route:
         self.manager = _manager(session)
         self.server_date: str | None = None  #: the Date header of the last answer (Piriod's clock)
 
-    def open(self, method: str, url: str, body: bytes | None, headers: dict[str, str], timeout: float) -> Any:
+    def open(
+        self, method: str, url: str, body: bytes | None, headers: dict[str, str], timeout: float, params: Any = None
+    ) -> Any:
         """Send one request to the configured origin only; the answer's body is left unread, raw."""
+        url = f"{url}{'&' if '?' in url else '?'}{urlencode(params)}" if params else url  # as requests encodes them
         parts = urlsplit(url)
         if (parts.scheme, parts.netloc) != self._origin:
             raise PiriodError(f"Piriod request to {parts.path}: not sent, it is not on the configured origin")

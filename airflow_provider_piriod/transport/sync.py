@@ -6,18 +6,15 @@ and hands back checked JSON objects; every error leaving it has been scrubbed of
 
 from __future__ import annotations
 
-import threading
-from collections import deque
-from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import closing
 from functools import cached_property
-from itertools import islice
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import requests
 
+from airflow_provider_piriod.concurrency import bounded_map
 from airflow_provider_piriod.connection import PiriodSettings
 from airflow_provider_piriod.exceptions import (
     PiriodAmbiguousWriteError,
@@ -95,11 +92,6 @@ class PiriodTransport(Funnel):
         with self._calling(resource.name) as call:
             return self._get_page(self._url(resource.path), call, {**params, "page_size": "1"})["count"]
 
-    def iter_list(self, resource: Resource, params: dict[str, str], workers: int) -> Iterator[dict[str, Any]]:
-        """Every object of the list, each once, in Piriod's order; pages ``workers`` at a time if more than 1."""
-        with self._calling(resource.name) as call:
-            yield from self._walk(resource, params, workers, call)
-
     def write(self, method: str, path: str, body: bytes | None, what: str, *, once: bool | None = None) -> Any:
         """One write through the same funnel; its JSON answer, or None for an empty 2xx (a DELETE's 204).
 
@@ -111,41 +103,43 @@ class PiriodTransport(Funnel):
             once = method == "POST" if once is None else once
             return self._request_json(self._url(path), call, method=method, body=body, once=once)
 
-    def _walk(self, resource: Resource, params: dict[str, str], workers: int, call: Call) -> Iterator[dict[str, Any]]:
-        _ = self._route  # built once here (with the session), not by racing worker threads
-        walk = PageWalk(self.settings.base_url, resource.path, resource.label, self.settings.token, call)
-        url = self._url(resource.path)
-        first = self._get_page(url, call, params)
-        walk.first(first, params)
-        yield from walk.fresh(first)
-        page: dict[str, Any] | None = first  # None once a page read in parallel is gone
-        if workers > 1 and first.get("next"):
+    def iter_list(self, resource: Resource, params: dict[str, str], workers: int) -> Iterator[dict[str, Any]]:
+        """Every object of the list, each once, in Piriod's order; pages ``workers`` at a time if more than 1."""
+        with self._calling(resource.name) as call:
+            _ = self._route  # built once here (with the session), not by racing worker threads
+            walk = PageWalk(self.settings.base_url, resource.path, resource.label, self.settings.token, call)
+            url = self._url(resource.path)
+            first = self._get_page(url, call, params)
+            walk.first(first, params)
+            yield from walk.fresh(first)
+            page: dict[str, Any] | None = first  # None once a page read in parallel is gone
+            if workers > 1 and first.get("next"):
 
-            def fetch(number: int) -> dict[str, Any] | None:  # None for a page that is gone (404)
-                try:
-                    return self._get_page(url, call, {**params, "page": str(number)})
-                except PiriodNotFoundError:
-                    return None
+                def fetch(number: int) -> dict[str, Any] | None:  # None for a page that is gone (404)
+                    try:
+                        return self._get_page(url, call, {**params, "page": str(number)})
+                    except PiriodNotFoundError:
+                        return None
 
-            numbers = range(2, pages_for(first["count"], int(params["page_size"])) + 1)
-            with closing(bounded_map(fetch, numbers, workers, "piriod-pages", call.stopped)) as pages:
-                for number, page in zip(numbers, pages, strict=False):
-                    if page is None:  # 404: the list got shorter, or the check below refuses it
-                        walk.gone = number
-                        break
-                    walk.mark_read({**params, "page": str(number)})
-                    new = walk.fresh(page)
-                    yield from new
-                    if not new:  # the list ended before its count said (an inflated count reads no further)
-                        break
-            call.stopped.clear()  # pages left unread on purpose: the requests that follow may retry again
-        # `next` from the last page read: every page when sequential, else any pushed further while reading
-        while next_url := walk.next_url(page):
-            page = self._get_page(next_url, call)
-            yield from walk.fresh(page)
-        if walk.short_of_count():
-            walk.confirm_shorter(self._get_page(url, call, {**params, "page_size": "1"})["count"], self.log)
-        walk.report(self.log)
+                numbers = range(2, pages_for(first["count"], int(params["page_size"])) + 1)
+                with closing(bounded_map(fetch, numbers, workers, "piriod-pages", call.stopped)) as pages:
+                    for number, page in zip(numbers, pages, strict=False):
+                        if page is None:  # 404: the list got shorter, or the check below refuses it
+                            walk.gone = number
+                            break
+                        walk.mark_read({**params, "page": str(number)})
+                        new = walk.fresh(page)
+                        yield from new
+                        if not new:  # the list ended before its count said (an inflated count reads no further)
+                            break
+                call.stopped.clear()  # pages left unread on purpose: the requests that follow may retry again
+            # `next` from the last page read: every page when sequential, else any pushed further while reading
+            while next_url := walk.next_url(page):
+                page = self._get_page(next_url, call)
+                yield from walk.fresh(page)
+            if walk.short_of_count():
+                walk.confirm_shorter(self._get_page(url, call, {**params, "page_size": "1"})["count"], self.log)
+            walk.report(self.log)
 
     def _get_object(self, resource: Resource, object_id: str, call: Call) -> dict[str, Any]:
         path = resource.object_path(object_id)
@@ -213,27 +207,3 @@ class PiriodTransport(Funnel):
                 path=urlsplit(url).path,
             )
         raise failure  # outside the except block: the cause, already in the message, is not chained
-
-
-def bounded_map(
-    fn: Callable[[T], R], items: Iterable[T], workers: int, name: str, stop: threading.Event | None = None
-) -> Generator[R, None, None]:
-    """``fn`` over ``items`` in order, ``workers`` at a time, at most ``2 * workers`` ahead: so the first failure
-    stops the rest (nothing beyond the window is sent, what is queued is cancelled, and ``stop`` is set)."""
-    if workers == 1:
-        yield from map(fn, items)
-        return
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=name) as pool:
-        window: deque[Future[R]] = deque()
-        queued = iter(items)
-        try:
-            window.extend(pool.submit(fn, item) for item in islice(queued, 2 * workers))
-            while window:
-                result = window.popleft().result()
-                window.extend(pool.submit(fn, item) for item in islice(queued, 1))
-                yield result
-        finally:
-            if window and stop is not None:
-                stop.set()
-            for future in window:
-                future.cancel()

@@ -68,7 +68,14 @@ def logs(caplog, capfd):
 
 
 def create(emulator, count: int, resource: str = "customers", **fields) -> list:
-    return [emulator.create(resource, dict(fields))["id"] for _ in range(count)]
+    """``count`` new objects, all at once for the trigger: a read that arrives meanwhile waits (the emulator's
+    latency) until every one exists. Blocking the test's event loop does not pause the trigger's reads, which
+    run in threads of their own, so without the wait a read could land between two creations."""
+    emulator.set_latency(500)
+    try:
+        return [emulator.create(resource, dict(fields))["id"] for _ in range(count)]
+    finally:
+        emulator.set_latency(0)
 
 
 def test_serialize_is_configuration_only_and_rebuilds_the_same_trigger():

@@ -33,7 +33,6 @@ from airflow_provider_piriod.transport.session import Route, build_session
 from airflow_provider_piriod.transport.throttle import Throttle
 
 T = TypeVar("T")
-R = TypeVar("R")
 
 
 class PiriodTransport(Funnel):

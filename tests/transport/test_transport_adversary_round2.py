@@ -29,7 +29,7 @@ from airflow_provider_piriod.exceptions import (
     PiriodResponseError,
 )
 from airflow_provider_piriod.hooks.piriod import PiriodAsyncHook, PiriodHook
-from tests.transport.test_transport_adversary import asked, customer
+from tests.transport.test_transport_adversary import TRICKLES, asked, customer
 from tests.hostile import (
     TOKEN,
     chain,
@@ -732,12 +732,7 @@ def test_a_token_the_server_quotes_in_part_is_not_repeated_in_the_error(hostile_
 # ==================================================== deadlines: async trickles, parallel trickles
 
 ASYNC_TRICKLES = {
-    "status line": lambda conn: conn.trickle(b"HTTP/1.1 200 OK\r\n" * 20, 0.2),
-    "headers": lambda conn: conn.send(b"HTTP/1.1 200 OK\r\n") and conn.trickle(b"X-A: b\r\n" * 100, 0.2),
-    "chunk size": lambda conn: (
-        conn.send(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n") and conn.trickle(b"0" * 200, 0.2)
-    ),
-    "body": lambda conn: conn.send(conn.head(200, length=1000)) and conn.trickle(b" " * 1000, 0.2),
+    **{shape: TRICKLES[shape] for shape in ("status line", "headers", "chunk size", "body")},
     "endless 100 continue": lambda conn: conn.forever(b"HTTP/1.1 100 Continue\r\n\r\n", 0.001),
     "endless 103": lambda conn: conn.forever(b"HTTP/1.1 103 Early Hints\r\nLink: </x>\r\n\r\n", 0.001),
     "101 then silence": lambda conn: (
